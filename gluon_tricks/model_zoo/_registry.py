@@ -40,7 +40,9 @@ def get_model(name, **kwargs):
     if key not in _MODELS:
         raise ValueError('unknown model name %r; valid names are: %s'
                          % (name, ', '.join(sorted(_MODELS))))
-    return _MODELS[key](**kwargs)
+    net = _MODELS[key](**kwargs)
+    net.model_name = key  # used in error messages and checkpoints
+    return net
 
 
 def get_model_list():
