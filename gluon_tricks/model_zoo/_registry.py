@@ -21,6 +21,16 @@ def register(*names):
     return wrap
 
 
+def check_no_pretrained(name, pretrained):
+    """Refuse ``pretrained=True``: nothing is downloaded; weights come from files."""
+    if pretrained:
+        raise ValueError(
+            'gluon_tricks does not download pretrained weights (%s got pretrained=%r). Build '
+            'the network with pretrained=False and load a .params file (ours, or one written '
+            "by GluonCV's save_parameters for the same model name) with "
+            'net.load_parameters(path).' % (name, pretrained))
+
+
 def get_model(name, **kwargs):
     """Build a model of the zoo by name.
 

@@ -24,7 +24,7 @@ import mxnet as mx
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-from ._registry import register
+from ._registry import check_no_pretrained, register
 
 __all__ = ['ResNetV1', 'BasicBlock', 'Bottleneck', 'get_resnet']
 
@@ -358,10 +358,7 @@ def get_resnet(num_layers, variant='v1d', pretrained=False, **kwargs):
     **kwargs
         Options of :class:`ResNetV1` (``classes``, ``last_gamma``, ``dilated`` ...).
     """
-    if pretrained:
-        raise ValueError('pretrained=True is not supported (gluon-tricks never downloads); '
-                         'build the model and call net.load_parameters(<file.params>), which '
-                         "also accepts GluonCV's files of the same model name")
+    check_no_pretrained('resnet%s_%s' % (num_layers, variant), pretrained)
     if num_layers not in _SPECS:
         raise ValueError('num_layers must be one of %s, got %r' % (sorted(_SPECS), num_layers))
     if variant not in _VARIANTS:
