@@ -71,6 +71,8 @@ import traceback
 import numpy as np
 import mxnet as mx
 
+from .optim import make_trainer
+
 __all__ = ['DistContext', 'run_main', 'current_rank']
 
 _HOROVOD_MISSING = (
@@ -271,10 +273,10 @@ class DistContext(object):
             return self._hvd.DistributedTrainer(params, optimizer, optimizer_params)
         if isinstance(params, mx.gluon.Block):
             params = params.collect_params()
-        if kvstore and (len(ctxs) > 1 or 'dist' in str(kvstore)):
-            return mx.gluon.Trainer(params, optimizer, optimizer_params, kvstore=kvstore,
-                                    update_on_kvstore=update_on_kvstore)
-        return mx.gluon.Trainer(params, optimizer, optimizer_params, kvstore=None)
+        use_kvstore = kvstore and (len(ctxs) > 1 or 'dist' in str(kvstore))
+        return make_trainer(params, optimizer_params, optimizer,
+                            kvstore=kvstore if use_kvstore else None,
+                            update_on_kvstore=update_on_kvstore)
 
     # ------------------------------------------------------------------ logging
     def log(self, msg, all_ranks=False, level=logging.INFO):

@@ -178,6 +178,12 @@ def no_weight_decay_params(net, linear_types=LINEAR_TYPES, norm_types=NORM_TYPES
         if id(param) not in names:
             names[id(param)] = name
             params[name] = param
+    # parameters created with ``self.params.get`` but never assigned to an attribute have no
+    # structural name (and are not written by save_parameters): list them by their full name
+    for param in net.collect_params().values():
+        if id(param) not in names:
+            names[id(param)] = param.name
+            params[param.name] = param
 
     role_of = {}  # structural name -> (role string, decayed: bool or None for unknown)
     stack = [net]

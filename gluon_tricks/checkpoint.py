@@ -1,0 +1,433 @@
+"""Atomic checkpoints: a crash or kill at any moment leaves the previous checkpoint intact
+and loadable, never a half-written one.
+
+Layout of ``save_dir`` (``prefix='checkpoint'``)::
+
+    checkpoint-latest.json          pointer: {"dir": "checkpoint-epoch0007", "epoch": 7, ...}
+    checkpoint-epoch0007/           the latest checkpoint
+        net.params                  net.save_parameters: structural names, GluonCV-compatible
+        trainer.states              trainer.save_states: momentum, float32 master weights
+                                    (multi_precision) and the pickled optimizer (lr schedule,
+                                    update counts)
+        state.json                  epoch, the caller's state (scheduler position, best
+                                    metric, loss scaler, seeds...), file list
+    checkpoint-best -> .checkpoint-best-epoch0005   symlink swapped atomically
+    .checkpoint-best-epoch0005/     hard links (or copies) of the best epoch's files
+
+Protocol of :meth:`CheckpointManager.save`:
+
+1. serialise ``state`` to JSON first (a non-serialisable value fails before any file is
+   written);
+2. write the three files into ``.tmp-<prefix>-<epoch>-<pid>/`` and fsync them;
+3. ``os.rename`` the directory to ``<prefix>-epoch%04d`` (atomic within one file system);
+4. write ``<prefix>-latest.json`` through a temporary file, fsync, ``os.replace`` (atomic);
+5. if ``is_best``: hard-link the files into a fresh hidden directory and atomically replace
+   the ``<prefix>-best`` symlink by one pointing to it (``os.replace`` of a symlink);
+6. only then remove older epoch directories and unreferenced best directories.
+
+A crash before step 4 leaves the old pointer, which still names an intact directory; the
+orphaned temporary or epoch directory is removed by the next ``save`` (temporary directories
+only when the process that wrote them is gone). Readers only follow the pointer, so they never
+see a partial directory.
+
+Everything is written by the caller's process; under data parallelism only one rank (rank 0)
+should save, and every rank may load.
+"""
+import errno
+import json
+import os
+import re
+import shutil
+import time
+
+import mxnet as mx
+
+__all__ = ['CheckpointError', 'Checkpoint', 'CheckpointManager']
+
+FORMAT_VERSION = 1
+PARAMS_FILE = 'net.params'
+STATES_FILE = 'trainer.states'
+STATE_FILE = 'state.json'
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used (missing, corrupt or not matching the model)."""
+
+
+def _fsync_dir(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path):
+    with open(path, 'rb+') as f:
+        os.fsync(f.fileno())
+
+
+def _write_atomic(path, text):
+    """Write ``text`` to ``path`` via a temporary file, fsync and ``os.replace``."""
+    tmp = '%s.tmp-%d' % (path, os.getpid())
+    with open(tmp, 'w') as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def _pid_alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except OSError as err:
+        return err.errno == errno.EPERM
+    return True
+
+
+def _read_json(path, what):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except ValueError as err:
+        raise CheckpointError('%s %s is corrupt (not valid JSON: %s)' % (what, path, err))
+    except OSError as err:
+        raise CheckpointError('cannot read %s %s: %s' % (what, path, err))
+
+
+def _mismatch(params_path, net, limit=5):
+    """A readable diff between a ``.params`` file and the structural names of ``net``."""
+    try:
+        saved = mx.nd.load(params_path)
+    except mx.base.MXNetError as err:
+        return 'the file cannot be read (%s); ' % str(err).strip().splitlines()[-1]
+    if not isinstance(saved, dict):
+        return 'the file holds no named parameters; '
+    saved = {k.split(':', 1)[-1]: v for k, v in saved.items()}  # 'arg:'/'aux:' prefixes
+    model = net._collect_params_with_prefix()
+    parts = []
+    missing = sorted(set(model) - set(saved))
+    extra = sorted(set(saved) - set(model))
+    if missing:
+        parts.append('%d missing in file (%s)' % (len(missing), ', '.join(missing[:limit])))
+    if extra:
+        parts.append('%d not in model (%s)' % (len(extra), ', '.join(extra[:limit])))
+    shapes = []
+    for k in sorted(set(model) & set(saved)):
+        want = model[k].shape
+        if want is not None and all(want) and tuple(want) != tuple(saved[k].shape):
+            shapes.append('%s: model %s, file %s' % (k, tuple(want), tuple(saved[k].shape)))
+    if shapes:
+        parts.append('%d shape mismatch(es) (%s)' % (len(shapes), '; '.join(shapes[:limit])))
+    return ('; '.join(parts) + '. MXNet: ') if parts else ''
+
+
+class Checkpoint(object):
+    """One saved checkpoint, as found by :meth:`CheckpointManager.load_latest` or
+    :meth:`CheckpointManager.load_best`.
+
+    Attributes
+    ----------
+    directory : str
+    epoch : int
+    params_path, states_path, state_path : str
+        ``states_path`` is ``None`` when the checkpoint was saved without a trainer.
+    state : dict
+        The caller's state as passed to ``save`` (JSON round trip).
+    meta : dict
+        The whole ``state.json`` (format version, epoch, time, files, state).
+    """
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.state_path = os.path.join(directory, STATE_FILE)
+        if not os.path.isdir(directory):
+            raise CheckpointError('checkpoint directory %s does not exist' % directory)
+        meta = _read_json(self.state_path, 'checkpoint state')
+        if not isinstance(meta, dict) or 'epoch' not in meta or 'state' not in meta:
+            raise CheckpointError('checkpoint state %s is corrupt (no epoch/state entries)'
+                                  % self.state_path)
+        self.meta = meta
+        self.epoch = meta['epoch']
+        self.state = meta['state']
+        files = meta.get('files', {})
+        self.params_path = os.path.join(directory, files.get('params', PARAMS_FILE))
+        states = files.get('trainer_states', STATES_FILE)
+        self.states_path = os.path.join(directory, states) if states else None
+        for path in (self.params_path, self.states_path):
+            if path is not None and not os.path.isfile(path):
+                raise CheckpointError('checkpoint %s is incomplete: %s is missing'
+                                      % (directory, path))
+
+    def restore(self, net, trainer=None, ctx=None, allow_missing=False, ignore_extra=False,
+                cast_dtype=False):
+        """Load the parameters into ``net`` and, if given, the optimizer states into
+        ``trainer``; return :attr:`state`.
+
+        ``trainer.load_states`` replaces the trainer's optimizer by the pickled one: its
+        learning-rate scheduler, update counts and hyper-parameters come from the checkpoint
+        (exact resume); use ``trainer.optimizer`` / ``trainer.learning_rate`` afterwards, not a
+        scheduler object kept from before the restore.
+        """
+        try:
+            net.load_parameters(self.params_path, ctx=ctx, allow_missing=allow_missing,
+                                ignore_extra=ignore_extra, cast_dtype=cast_dtype)
+        except (AssertionError, ValueError, KeyError, RuntimeError, mx.base.MXNetError) as err:
+            raise CheckpointError('parameters %s do not fit the model %s (%s): %s%s'
+                                  % (self.params_path, type(net).__name__, net.name,
+                                     _mismatch(self.params_path, net), str(err).strip()))
+        if trainer is not None:
+            if self.states_path is None:
+                raise CheckpointError('checkpoint %s has no trainer states (saved without a '
+                                      'trainer)' % self.directory)
+            try:
+                trainer.load_states(self.states_path)
+            except Exception as err:  # unpickling errors have many types
+                raise CheckpointError('trainer states %s cannot be loaded into this trainer '
+                                      '(%s: %s)' % (self.states_path, type(err).__name__, err))
+        return self.state
+
+    def __repr__(self):
+        return 'Checkpoint(epoch=%r, directory=%r)' % (self.epoch, self.directory)
+
+
+class CheckpointManager(object):
+    """Atomic checkpoints of a training run (see the module docstring for the protocol).
+
+    Parameters
+    ----------
+    save_dir : str
+        Created if missing.
+    prefix : str
+        Name prefix of every file and directory, e.g. the model name.
+    keep_last : int
+        How many epoch directories to keep: the latest and the ``keep_last - 1`` before it
+        (the paper's runs need 1). Epoch directories beyond the latest (left by a run that
+        was restarted from an earlier epoch) are removed.
+    """
+
+    def __init__(self, save_dir, prefix='checkpoint', keep_last=1):
+        if not prefix or os.sep in prefix or prefix.startswith('.'):
+            raise ValueError('invalid checkpoint prefix %r' % (prefix,))
+        if int(keep_last) < 1:
+            raise ValueError('keep_last must be >= 1, got %r' % (keep_last,))
+        self.save_dir = save_dir
+        self.prefix = prefix
+        self.keep_last = int(keep_last)
+        self._epoch_re = re.compile(r'^%s-epoch(\d+)(?:\.(\d+))?$' % re.escape(prefix))
+        self._best_re = re.compile(r'^\.%s-best-epoch\d+(?:\.\d+)?$' % re.escape(prefix))
+        self._tmp_re = re.compile(r'^\.tmp-%s-(?:best-)?-?\d+-(\d+)$' % re.escape(prefix))
+        self._tmp_file_re = re.compile(r'^%s-(?:latest\.json|best)\.tmp-(\d+)$'
+                                       % re.escape(prefix))
+
+    # -- paths ------------------------------------------------------------------------------
+    @property
+    def latest_path(self):
+        """The pointer file ``<prefix>-latest.json``."""
+        return os.path.join(self.save_dir, '%s-latest.json' % self.prefix)
+
+    @property
+    def best_path(self):
+        """The ``<prefix>-best`` symlink (a directory for readers)."""
+        return os.path.join(self.save_dir, '%s-best' % self.prefix)
+
+    def _latest_dir_name(self):
+        if not os.path.exists(self.latest_path):
+            return None
+        pointer = _read_json(self.latest_path, 'checkpoint pointer')
+        if not isinstance(pointer, dict) or not isinstance(pointer.get('dir'), str):
+            raise CheckpointError('checkpoint pointer %s is corrupt (no "dir" entry)'
+                                  % self.latest_path)
+        return pointer['dir']
+
+    def _best_dir_name(self):
+        if os.path.islink(self.best_path):
+            return os.path.basename(os.readlink(self.best_path))
+        return None
+
+    # -- saving -----------------------------------------------------------------------------
+    def save(self, epoch, net, trainer=None, state=None, is_best=False):
+        """Save a checkpoint atomically and return its directory.
+
+        Parameters
+        ----------
+        epoch : int
+            Epoch just completed (names the directory ``<prefix>-epoch%04d``).
+        net : mxnet.gluon.Block
+        trainer : mxnet.gluon.Trainer or None
+        state : dict or None
+            JSON-serialisable: scheduler position, best metric, loss-scaler
+            ``state_dict()``, seeds, anything needed to resume.
+        is_best : bool
+            Also make this checkpoint ``<prefix>-best``.
+        """
+        epoch = int(epoch)
+        meta = {'format': FORMAT_VERSION, 'epoch': epoch, 'time': time.time(),
+                'mxnet_version': mx.__version__, 'model': type(net).__name__,
+                'files': {'params': PARAMS_FILE,
+                          'trainer_states': STATES_FILE if trainer is not None else None},
+                'state': {} if state is None else state}
+        try:
+            meta_text = json.dumps(meta, indent=1, sort_keys=True)
+        except (TypeError, ValueError) as err:
+            raise TypeError('checkpoint state must be JSON-serialisable: %s' % err)
+
+        os.makedirs(self.save_dir, exist_ok=True)
+        self._remove_stale_tmp()
+        tmp = os.path.join(self.save_dir, '.tmp-%s-%d-%d' % (self.prefix, epoch, os.getpid()))
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp)
+        os.makedirs(tmp)
+        try:
+            params_path = os.path.join(tmp, PARAMS_FILE)
+            net.save_parameters(params_path)
+            _fsync_file(params_path)
+            if trainer is not None:
+                states_path = os.path.join(tmp, STATES_FILE)
+                trainer.save_states(states_path)
+                _fsync_file(states_path)
+            with open(os.path.join(tmp, STATE_FILE), 'w') as f:
+                f.write(meta_text)
+                f.flush()
+                os.fsync(f.fileno())
+            _fsync_dir(tmp)
+
+            referenced = {self._latest_dir_name(), self._best_dir_name()}
+            name = self._free_epoch_name(epoch, referenced)
+            final = os.path.join(self.save_dir, name)
+            os.rename(tmp, final)
+            _fsync_dir(self.save_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+        self._write_pointer(name, epoch)
+        if is_best:
+            self._make_best(name, epoch)
+        self._prune()
+        return final
+
+    def _free_epoch_name(self, epoch, referenced):
+        base = '%s-epoch%04d' % (self.prefix, epoch)
+        name, i = base, 0
+        while os.path.lexists(os.path.join(self.save_dir, name)):
+            if name not in referenced:  # orphan of a crashed save: not reachable, remove
+                shutil.rmtree(os.path.join(self.save_dir, name))
+                break
+            i += 1
+            name = '%s.%d' % (base, i)
+        return name
+
+    def _write_pointer(self, name, epoch):
+        _write_atomic(self.latest_path, json.dumps(
+            {'format': FORMAT_VERSION, 'dir': name, 'epoch': epoch, 'time': time.time()},
+            indent=1, sort_keys=True))
+
+    def _make_best(self, name, epoch):
+        src = os.path.join(self.save_dir, name)
+        best_name = '.%s-best-epoch%04d' % (self.prefix, epoch)
+        i = 0
+        while os.path.lexists(os.path.join(self.save_dir, best_name)):
+            i += 1
+            best_name = '.%s-best-epoch%04d.%d' % (self.prefix, epoch, i)
+        tmp = os.path.join(self.save_dir, '.tmp-%s-best-%d-%d' % (self.prefix, epoch,
+                                                                   os.getpid()))
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp)
+        os.makedirs(tmp)
+        try:
+            for fname in os.listdir(src):
+                try:
+                    os.link(os.path.join(src, fname), os.path.join(tmp, fname))
+                except OSError:
+                    shutil.copy2(os.path.join(src, fname), os.path.join(tmp, fname))
+                    _fsync_file(os.path.join(tmp, fname))
+            _fsync_dir(tmp)
+            os.rename(tmp, os.path.join(self.save_dir, best_name))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        link_tmp = '%s.tmp-%d' % (self.best_path, os.getpid())
+        if os.path.lexists(link_tmp):
+            os.remove(link_tmp)
+        if os.path.lexists(self.best_path) and not os.path.islink(self.best_path):
+            raise CheckpointError('%s exists and is not a symlink made by CheckpointManager'
+                                  % self.best_path)
+        os.symlink(best_name, link_tmp)          # relative: the save_dir can be moved
+        os.replace(link_tmp, self.best_path)     # atomic swap of the symlink
+        _fsync_dir(self.save_dir)
+
+    def _remove_stale_tmp(self):
+        for entry in os.listdir(self.save_dir):
+            path = os.path.join(self.save_dir, entry)
+            m = self._tmp_re.match(entry)
+            if m and not _pid_alive(int(m.group(1))):
+                shutil.rmtree(path, ignore_errors=True)
+            m = self._tmp_file_re.match(entry)
+            if m and not _pid_alive(int(m.group(1))):
+                os.remove(path)
+
+    def _prune(self):
+        latest = self._latest_dir_name()
+        best = self._best_dir_name()
+        epochs = []
+        for entry in os.listdir(self.save_dir):
+            m = self._epoch_re.match(entry)
+            if m:
+                epochs.append(((int(m.group(1)), int(m.group(2) or 0)), entry))
+            elif self._best_re.match(entry) and entry != best:
+                shutil.rmtree(os.path.join(self.save_dir, entry), ignore_errors=True)
+        epochs.sort()
+        # keep the latest and the keep_last - 1 directories before it; directories of a
+        # higher epoch than the latest belong to an abandoned run (training restarted
+        # from an earlier epoch) and go as well
+        keys = [key for key, entry in epochs if entry == latest]
+        if keys:
+            older = [entry for key, entry in epochs if key < keys[0]]
+            keep = set(older[len(older) - (self.keep_last - 1):] if self.keep_last > 1 else [])
+        else:
+            keep = {entry for _, entry in epochs[-self.keep_last:]}
+        keep.add(latest)
+        for _, entry in epochs:
+            if entry not in keep:
+                shutil.rmtree(os.path.join(self.save_dir, entry), ignore_errors=True)
+
+    # -- loading ----------------------------------------------------------------------------
+    def load_latest(self):
+        """The checkpoint the pointer names, or ``None`` if nothing was saved yet.
+
+        Raises :class:`CheckpointError` if the pointer is corrupt or names a missing or
+        incomplete directory, or its ``state.json`` is corrupt.
+        """
+        name = self._latest_dir_name()
+        if name is None:
+            return None
+        directory = os.path.join(self.save_dir, name)
+        if not os.path.isdir(directory):
+            raise CheckpointError('checkpoint pointer %s refers to a missing directory %s'
+                                  % (self.latest_path, directory))
+        return Checkpoint(directory)
+
+    def load_best(self):
+        """The ``<prefix>-best`` checkpoint, or ``None`` if none was marked best."""
+        if not os.path.lexists(self.best_path):
+            return None
+        if not os.path.isdir(self.best_path):
+            raise CheckpointError('best checkpoint link %s refers to a missing directory %s'
+                                  % (self.best_path, os.readlink(self.best_path)))
+        return Checkpoint(self.best_path)
+
+    def restore_latest(self, net, trainer=None, ctx=None, **kwargs):
+        """``load_latest()`` then ``restore``; returns the :class:`Checkpoint` or ``None``."""
+        ckpt = self.load_latest()
+        if ckpt is not None:
+            ckpt.restore(net, trainer, ctx=ctx, **kwargs)
+        return ckpt

@@ -1,0 +1,258 @@
+"""One training step and one evaluation pass, shared by every training mode.
+
+Single device, several devices and Horovod all go through :class:`TrainStep` and
+:func:`evaluate`; what differs (the trainer, the collectives) comes from
+:class:`gluon_tricks.distributed.DistContext`.
+
+Nothing here synchronises with the host per batch: losses, accuracy counts and the index of
+the first non-finite loss accumulate on the device and are read at log points only
+(:meth:`TrainStep.read_meters`).
+"""
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+
+from .loss import DistillationLoss, SoftTargetCrossEntropy, mixup, sample_mixup_lambda, \
+    smooth_labels
+
+__all__ = ['Recipe', 'TrainStep', 'evaluate', 'NonFiniteLossError']
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when the training loss became NaN or infinite."""
+
+
+class Recipe(object):
+    """The loss-side tricks of section 5 for one training run.
+
+    Parameters
+    ----------
+    classes : int
+        Number of classes ``K``.
+    label_smoothing : float, default 0.0
+        ``eps`` of section 5.2 (paper: 0.1 when on); 0 disables smoothing.
+    smoothing_style : {'paper', 'gluoncv'}
+        ``'paper'``: eq. (4), off-target ``eps / (K - 1)``. ``'gluoncv'``: ``eps / K``.
+    mixup_alpha : float, default 0.0
+        ``alpha`` of section 5.4 (paper: 0.2 when on); 0 disables mixup.
+    mixup_off_epoch : int, default 0
+        Train the last N epochs without mixup (GluonCV).
+    num_epochs : int
+        Length of the run (for ``mixup_off_epoch``).
+    temperature : float, default 20.0
+        Distillation temperature ``T`` of eq. (6).
+    hard_weight : float or None
+        None for eq. (6); GluonCV's weighted blend otherwise.
+    """
+
+    def __init__(self, classes, label_smoothing=0.0, smoothing_style='paper', mixup_alpha=0.0,
+                 mixup_off_epoch=0, num_epochs=1, temperature=20.0, hard_weight=None):
+        self.classes = classes
+        self.label_smoothing = label_smoothing
+        self.smoothing_style = smoothing_style
+        self.mixup_alpha = mixup_alpha
+        self.mixup_off_epoch = mixup_off_epoch
+        self.num_epochs = num_epochs
+        self.temperature = temperature
+        self.hard_weight = hard_weight
+
+    def mixup_on(self, epoch):
+        """Whether mixup applies in ``epoch`` (0-based)."""
+        return self.mixup_alpha > 0 and epoch < self.num_epochs - self.mixup_off_epoch
+
+    def soft_targets(self, epoch, distill):
+        """Whether targets are distributions (smoothing, mixup or distillation on)."""
+        return self.label_smoothing > 0 or self.mixup_on(epoch) or distill
+
+
+class TrainStep(object):
+    """Forward, backward and update of one batch with the paper's tricks.
+
+    Parameters
+    ----------
+    net : mxnet.gluon.HybridBlock
+        The student network (its parameters on ``devices``).
+    trainer : mxnet.gluon.Trainer
+        From :meth:`DistContext.make_trainer` (``update_on_kvstore=False``).
+    devices : list of mxnet.Context
+    recipe : Recipe
+    scaler : gluon_tricks.precision.LossScaler
+        Loss scaling and overflow handling (section 3.2); a no-op scaler for float32.
+    dtype : str
+        Network input dtype (``'float32'``, ``'float16'``; bfloat16 runs through AMP with
+        float32 inputs).
+    teacher : mxnet.gluon.HybridBlock, optional
+        Distillation teacher (section 5.3), evaluated without gradient on the same,
+        possibly mixed, batch.
+    rng : numpy.random.RandomState
+        Source of the mixup lambdas (seeded per epoch by the caller for exact resume).
+    """
+
+    def __init__(self, net, trainer, devices, recipe, scaler, dtype='float32', teacher=None,
+                 rng=None):
+        self.net = net
+        self.trainer = trainer
+        self.devices = devices
+        self.recipe = recipe
+        self.scaler = scaler
+        self.dtype = 'float16' if dtype == 'float16' else 'float32'
+        self.teacher = teacher
+        self.rng = rng if rng is not None else np.random.RandomState(0)
+        if teacher is not None:
+            self.loss_fn = DistillationLoss(temperature=recipe.temperature,
+                                            hard_weight=recipe.hard_weight)
+        else:
+            self.loss_fn = SoftTargetCrossEntropy()
+        self.sparse_loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        self.reset_meters()
+
+    def reset_meters(self):
+        """Zero the on-device accumulators (loss sum, correct count, samples)."""
+        ctx = self.devices[0]
+        self._loss_sum = mx.nd.zeros((1,), ctx=ctx)
+        self._correct = mx.nd.zeros((1,), ctx=ctx)
+        self._first_bad = mx.nd.full((1,), -1, ctx=ctx)
+        self._samples = 0
+        self._batches = 0
+
+    def _targets(self, label, epoch):
+        """Per-device (soft or sparse) targets, before mixup."""
+        r = self.recipe
+        if not r.soft_targets(epoch, self.teacher is not None):
+            return label
+        # eq. (4) (or GluonCV's eps/K); eps = 0 gives one-hot, ready to be mixed
+        return smooth_labels(label, r.classes, r.label_smoothing, r.smoothing_style,
+                             check=False)
+
+    def __call__(self, data, label, epoch, batch_index):
+        """Train on one batch.
+
+        Parameters
+        ----------
+        data : mxnet.nd.NDArray
+            ``(N, 3, H, W)`` float32, normalized.
+        label : mxnet.nd.NDArray
+            ``(N,)`` class indices.
+        epoch, batch_index : int
+            Position in the run (for mixup scheduling and error messages).
+
+        Returns
+        -------
+        bool
+            Whether the parameters were updated (False when the loss scaler skipped an
+            overflowing step).
+        """
+        datas = gluon.utils.split_and_load(data, self.devices, even_split=False)
+        labels = gluon.utils.split_and_load(label, self.devices, even_split=False)
+        mix = self.recipe.mixup_on(epoch)
+        lam = sample_mixup_lambda(self.recipe.mixup_alpha, self.rng) if mix else None
+        inputs, targets, teacher_out = [], [], []
+        for x, y in zip(datas, labels):
+            t = self._targets(y, epoch)
+            if mix:
+                # section 5.4, eqs. (7)-(8): each device's slice is paired with its reverse
+                x, t = mixup(x, t, lam)
+            inputs.append(x.astype(self.dtype, copy=False))
+            targets.append(t)
+            if self.teacher is not None:
+                teacher_out.append(self.teacher(x.astype(self.dtype, copy=False))
+                                   .astype('float32', copy=False))
+        with autograd.record():
+            losses = []
+            for i, x in enumerate(inputs):
+                out = self.net(x).astype('float32', copy=False)
+                if self.teacher is not None:
+                    loss = self.loss_fn(out, targets[i], teacher_out[i])
+                elif targets[i].ndim == 2:
+                    loss = self.loss_fn(out, targets[i])
+                else:
+                    loss = self.sparse_loss_fn(out, targets[i])
+                losses.append(loss)
+                self._accumulate(out, labels[i], loss, batch_index)
+            scaled = [self.scaler.scale_loss(loss) for loss in losses]
+        autograd.backward(scaled)
+        self._samples += data.shape[0]
+        self._batches += 1
+        return self.scaler.step(self.trainer, data.shape[0], self.net.collect_params())
+
+    def _accumulate(self, out, label, loss, batch_index):
+        ctx = self._loss_sum.context
+        with autograd.pause():
+            loss_sum = loss.sum().as_in_context(ctx)
+            self._loss_sum += loss_sum
+            correct = (out.argmax(axis=1) == label.astype('float32')).sum()
+            self._correct += correct.as_in_context(ctx)
+            bad = 1 - mx.nd.contrib.isfinite(loss_sum)
+            # remember the first batch whose loss was not finite, without a host sync
+            self._first_bad = mx.nd.where((self._first_bad < 0) * bad,
+                                          mx.nd.full((1,), batch_index, ctx=ctx),
+                                          self._first_bad)
+
+    def read_meters(self):
+        """Read and reset the accumulators (one host synchronisation).
+
+        Returns
+        -------
+        dict
+            ``loss`` (mean per sample), ``accuracy`` (top-1 against the unmixed labels),
+            ``samples``, ``batches``, ``first_bad_batch`` (-1 when every loss was finite).
+        """
+        n = max(self._samples, 1)
+        meters = {'loss': float(self._loss_sum.asscalar()) / n,
+                  'accuracy': float(self._correct.asscalar()) / n,
+                  'samples': self._samples, 'batches': self._batches,
+                  'first_bad_batch': int(self._first_bad.asscalar())}
+        self.reset_meters()
+        return meters
+
+
+def evaluate(net, loader, devices, dist=None, dtype='float32', topk=5):
+    """Top-1 and top-k accuracy over a whole validation set.
+
+    Padding added by the loader to fill the last batch is ignored, and with Horovod the
+    counts of every rank are summed, so the result equals one process over the same data.
+
+    Parameters
+    ----------
+    net : mxnet.gluon.HybridBlock
+    loader : iterable
+        Yields ``(data, label)`` or ``(data, label, num_valid)`` where only the first
+        ``num_valid`` samples of the batch are real.
+    devices : list of mxnet.Context
+    dist : gluon_tricks.distributed.DistContext, optional
+    dtype : str
+    topk : int, default 5
+
+    Returns
+    -------
+    dict
+        ``top1``, ``top5`` (fractions), ``correct1``, ``correctk``, ``total``.
+    """
+    ctx = devices[0]
+    counts = mx.nd.zeros((3,), ctx=ctx)
+    for batch in loader:
+        data, label = batch[0], batch[1]
+        valid = batch[2] if len(batch) > 2 else data.shape[0]
+        if valid < data.shape[0]:
+            data, label = data[:valid], label[:valid]
+        if valid == 0:
+            continue
+        datas = gluon.utils.split_and_load(data, devices, even_split=False)
+        labels = gluon.utils.split_and_load(label, devices, even_split=False)
+        for x, y in zip(datas, labels):
+            out = net(x.astype('float16' if dtype == 'float16' else 'float32', copy=False))
+            out = out.astype('float32', copy=False)
+            k = min(topk, out.shape[1])
+            top = mx.nd.topk(out, axis=1, k=k)  # (n, k) indices, best first
+            hit = top == y.astype('float32').reshape((-1, 1))
+            c1 = hit[:, 0].sum()
+            ck = hit.sum()
+            counts += mx.nd.concat(c1.reshape((1,)), ck.reshape((1,)),
+                                   mx.nd.array([x.shape[0]], ctx=x.context),
+                                   dim=0).as_in_context(ctx)
+    totals = counts.asnumpy().astype(np.float64)
+    if dist is not None:
+        totals = dist.allreduce_sum(totals)
+    c1, ck, total = (float(v) for v in totals)
+    return {'top1': c1 / max(total, 1), 'top5': ck / max(total, 1),
+            'correct1': int(round(c1)), 'correctk': int(round(ck)), 'total': int(round(total))}

@@ -1,0 +1,92 @@
+"""Export hybridized models for deployment, and load them back."""
+import json
+import os
+
+import mxnet as mx
+import numpy as np
+
+__all__ = ['export_model', 'load_exported', 'preprocess_image']
+
+
+def export_model(net, prefix, input_size=224, crop_ratio=0.875, mean=None, std=None,
+                 class_names=None, model_name=None):
+    """Hybridize ``net`` and write ``prefix-symbol.json``, ``prefix-0000.params`` and
+    ``prefix-meta.json`` (input size, normalisation and class names for inference).
+
+    Parameters
+    ----------
+    net : mxnet.gluon.HybridBlock
+        Initialized network.
+    prefix : str
+        Output path prefix, e.g. ``out/resnet50_v1d``.
+    input_size, crop_ratio : int, float
+        Validation preprocessing: resize the shorter side to ``ceil(input_size /
+        crop_ratio)``, center-crop ``input_size`` (section 2.1).
+    mean, std : sequence of 3 floats, optional
+        RGB normalisation on the 0-255 scale (default: the paper's).
+    class_names : list of str, optional
+        Names of the classifier's outputs, in order.
+    model_name : str, optional
+        The zoo name, recorded in the metadata.
+
+    Returns
+    -------
+    dict
+        Paths of the written files.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+    net.hybridize(static_alloc=True, static_shape=True)
+    net(mx.nd.zeros((1, 3, input_size, input_size)))
+    net.export(prefix, epoch=0)
+    meta = {'model': model_name or getattr(net, 'model_name', None),
+            'input_size': input_size, 'crop_ratio': crop_ratio,
+            'mean': list(mean or (123.68, 116.779, 103.939)),
+            'std': list(std or (58.393, 57.12, 57.375)),
+            'classes': list(class_names) if class_names else None}
+    with open(prefix + '-meta.json', 'w') as f:
+        json.dump(meta, f, indent=1)
+    return {'symbol': prefix + '-symbol.json', 'params': prefix + '-0000.params',
+            'meta': prefix + '-meta.json'}
+
+
+def load_exported(prefix, ctx=None):
+    """Load files written by :func:`export_model`.
+
+    Returns
+    -------
+    (mxnet.gluon.SymbolBlock, dict)
+        The network and its metadata.
+    """
+    paths = [prefix + '-symbol.json', prefix + '-0000.params']
+    for path in paths:
+        if not os.path.isfile(path):
+            raise FileNotFoundError('%s is missing: export the model first with '
+                                    'scripts/classification/export.py' % path)
+    meta = {}
+    if os.path.isfile(prefix + '-meta.json'):
+        with open(prefix + '-meta.json') as f:
+            meta = json.load(f)
+    net = mx.gluon.SymbolBlock.imports(paths[0], ['data'], paths[1], ctx=ctx or mx.cpu())
+    return net, meta
+
+
+def preprocess_image(path, input_size=224, crop_ratio=0.875, mean=None, std=None):
+    """Read an image file and apply the validation transform (section 2.1).
+
+    Returns
+    -------
+    mxnet.nd.NDArray
+        ``(1, 3, input_size, input_size)`` float32.
+    """
+    try:
+        with open(path, 'rb') as f:
+            img = mx.image.imdecode(f.read())  # RGB, HWC, uint8
+    except (OSError, mx.base.MXNetError) as err:
+        raise ValueError('cannot read image %s: %s' % (path, str(err).splitlines()[0]))
+    resize = int(np.ceil(input_size / crop_ratio))
+    img = mx.image.resize_short(img, resize)
+    img, _ = mx.image.center_crop(img, (input_size, input_size))
+    img = img.astype('float32')
+    img = (img - mx.nd.array(mean or (123.68, 116.779, 103.939))) / \
+        mx.nd.array(std or (58.393, 57.12, 57.375))
+    return img.transpose((2, 0, 1)).expand_dims(0)

@@ -1,0 +1,396 @@
+"""Low-precision training (section 3.2): multi-precision NAG, float16 casting, loss scaling,
+bfloat16 wiring through AMP."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import mxnet as mx
+import pytest
+from mxnet import autograd, gluon
+from mxnet.gluon import nn
+
+import gluon_tricks.precision as precision
+from gluon_tricks.optim import make_trainer, optimizer_params
+from gluon_tricks.precision import LossScaler, all_finite, cast_network, init_amp
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def nag_kernel(w, m, g, lr, mu, wd):
+    """MXNet 1.9.1 NAG kernel (see gluon_tricks.optim), also what mp_nag_mom_update runs on
+    the float32 master copy."""
+    w_new = w + mu * mu * m - (1 + mu) * lr * (g + wd * w)
+    return w_new, mu * m - lr * (g + wd * w_new)
+
+
+# -- multi-precision ---------------------------------------------------------------------------
+def test_multi_precision_nag_master_matches_float64_reference():
+    rng = np.random.RandomState(0)
+    n, mu, wd, rescale = 2000, 0.9, 1e-4, 1.0 / 32
+    w16 = mx.nd.array(rng.uniform(-1, 1, n), dtype='float16')
+    opt = mx.optimizer.NAG(learning_rate=0.1, momentum=mu, wd=wd, rescale_grad=rescale,
+                           multi_precision=True)
+    updater = mx.optimizer.get_updater(opt)
+    w_ref = w16.asnumpy().astype(np.float64)       # the master starts as float32(w16)
+    m_ref = np.zeros(n)
+    for step, lr in enumerate([0.1, 0.1, 0.05, 0.2, 0.01, 0.1, 0.3, 0.1]):
+        opt.set_learning_rate(lr)
+        g16 = mx.nd.array(rng.normal(0, 2, n), dtype='float16')   # exact in float64
+        updater(0, g16, w16)
+        w_ref, m_ref = nag_kernel(w_ref, m_ref, g16.asnumpy().astype(np.float64) * rescale,
+                                  lr, mu, wd)
+        mom, master = updater.states[0]
+        assert master.dtype == np.float32 and mom.dtype == np.float32
+        assert w16.dtype == np.float16
+        # the float32 master follows the float64 reference to float32 rounding ...
+        np.testing.assert_allclose(master.asnumpy(), w_ref, rtol=2e-6, atol=1e-7,
+                                   err_msg='step %d' % step)
+        np.testing.assert_allclose(mom.asnumpy(), m_ref, rtol=1e-5, atol=1e-7)
+        # ... and the float16 weight is exactly the master rounded to float16
+        np.testing.assert_array_equal(w16.asnumpy(), master.asnumpy().astype(np.float16))
+    # float16 rounding alone is far coarser than the master's error
+    assert np.abs(w16.asnumpy().astype(np.float64) - w_ref).max() > 1e-5
+
+
+def test_multi_precision_keeps_updates_that_float16_loses():
+    """Updates below half an ulp of float16 vanish without the master copy (section 3.2)."""
+    lr, g, steps = 0.01, 0.01, 50           # each step moves the weight by ~1.9e-4 < 2**-11
+    results = {}
+    for mp in (True, False):
+        w = mx.nd.ones((4,), dtype='float16')
+        opt = mx.optimizer.NAG(learning_rate=lr, momentum=0.0, multi_precision=mp)
+        updater = mx.optimizer.get_updater(opt)
+        if mp:
+            updater(0, mx.nd.full((4,), g, dtype='float16'), w)
+        else:
+            with pytest.warns(UserWarning, match='multi_precision'):
+                updater(0, mx.nd.full((4,), g, dtype='float16'), w)
+        for _ in range(steps - 1):
+            updater(0, mx.nd.full((4,), g, dtype='float16'), w)
+        results[mp] = w.asnumpy().astype(np.float64)
+    expected = 1.0 - steps * lr * np.float64(np.float16(g))       # plain SGD: 0.995
+    assert np.all(results[False] == 1.0)                          # every update rounded away
+    np.testing.assert_allclose(results[True], expected, atol=2 ** -11)
+
+
+# -- float16 casting ---------------------------------------------------------------------------
+def conv_bn_net():
+    net = nn.HybridSequential()
+    with net.name_scope():
+        net.add(nn.Conv2D(4, 3, in_channels=3, use_bias=True), nn.BatchNorm(in_channels=4),
+                nn.Activation('relu'), nn.GlobalAvgPool2D(), nn.Dense(5, in_units=4))
+    net.initialize()
+    return net
+
+
+def test_cast_network_float16_keeps_batchnorm_float32():
+    net = conv_bn_net()
+    assert cast_network(net, 'float32') is net
+    assert all(np.dtype(p.dtype) == np.float32 for p in net.collect_params().values())
+    cast_network(net, 'float16')
+    dtypes = {k: np.dtype(p.dtype).name for k, p in net._collect_params_with_prefix().items()}
+    assert dtypes == {'0.weight': 'float16', '0.bias': 'float16',
+                      '1.gamma': 'float32', '1.beta': 'float32',
+                      '1.running_mean': 'float32', '1.running_var': 'float32',
+                      '4.weight': 'float16', '4.bias': 'float16'}
+    assert net[0].weight.grad().dtype == np.float16
+    assert precision.data_dtype('float16') == 'float16'
+    assert precision.data_dtype('bfloat16') == 'float32'
+    assert precision.needs_multi_precision('float16')
+    assert not precision.needs_multi_precision('bfloat16')
+    with pytest.raises(ValueError):
+        cast_network(net, 'int8')
+
+
+def test_cast_network_bfloat16_requires_init_amp_first():
+    assert precision.amp_dtype() is None
+    with pytest.raises(RuntimeError, match='init_amp'):
+        cast_network(conv_bn_net(), 'bfloat16')
+
+
+def test_init_amp_refuses_bfloat16_without_kernels(monkeypatch):
+    from mxnet.contrib.amp import amp
+    monkeypatch.setattr(precision, '_BF16_PROBE', (False, 'probe failed: no kernels'))
+    with pytest.raises(RuntimeError, match='probe failed: no kernels'):
+        init_amp('bfloat16')
+    assert not amp._amp_initialized and precision.amp_dtype() is None   # nothing global
+    assert init_amp('float16') is False and init_amp('float32') is False
+
+
+BF16_SCRIPT = textwrap.dedent('''
+    import json, sys
+    import numpy as np
+    import mxnet as mx
+    from mxnet.gluon import nn
+    from gluon_tricks.precision import init_amp, cast_network, amp_dtype
+    assert init_amp('bfloat16', check=False) is True
+    assert amp_dtype() == 'bfloat16'
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(8, 3, padding=1, use_bias=False, in_channels=3),
+            nn.BatchNorm(in_channels=8), nn.Activation('relu'), nn.GlobalAvgPool2D(),
+            nn.Dense(10, in_units=8))
+    net.initialize()
+    cast_network(net, 'bfloat16')
+    net.hybridize()
+    sym = net(mx.sym.var('data'))
+    graph = json.loads(sym.tojson(remove_amp_cast=False))
+    nodes = graph['nodes']
+    report = {'params': sorted(set(np.dtype(p.dtype).name for p in net.collect_params().values())),
+              'ops': {}}
+    for node in nodes:
+        if node['op'] in ('Convolution', 'FullyConnected', 'BatchNorm'):
+            report['ops'][node['op']] = [
+                [nodes[i[0]]['op'], nodes[i[0]].get('attrs', {}).get('dtype')]
+                for i in node['inputs']]
+    print(json.dumps(report))
+''')
+
+
+def test_init_amp_bfloat16_casts_conv_and_dense_inputs():
+    """AMP wiring only (amp.init is process-wide, so in a subprocess). Running the bfloat16
+    kernels needs an AVX-512 CPU; the probe and init_amp's error cover the other case."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    out = subprocess.run([sys.executable, '-c', BF16_SCRIPT], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report['params'] == ['float32']
+    ops = report['ops']
+    bf16 = ['amp_cast', 'bfloat16']
+    assert ops['Convolution'] == [bf16, bf16]                 # data and weight
+    assert ops['FullyConnected'] == [bf16, bf16, bf16]        # data, weight, bias
+    # BatchNorm keeps float32 parameters (AMP's BF16_USE_FP32_PARAMS)
+    assert ops['BatchNorm'][1:] == [['null', None]] * 4
+
+
+def test_bfloat16_probe_leaves_process_usable():
+    ok, reason = precision.bfloat16_supported(refresh=True)
+    assert isinstance(ok, bool) and isinstance(reason, str) and reason
+    assert (reason == 'ok') == ok
+    y = mx.nd.Convolution(mx.nd.ones((1, 1, 3, 3)), mx.nd.ones((1, 1, 3, 3)), kernel=(3, 3),
+                          num_filter=1, no_bias=True)
+    assert y.asnumpy().ravel().tolist() == [9.0]
+
+
+# -- loss scaling ------------------------------------------------------------------------------
+def dense_net(seed=0):
+    mx.random.seed(seed)
+    net = nn.HybridSequential()
+    with net.name_scope():
+        net.add(nn.Dense(6, in_units=5, activation='relu'), nn.Dense(3, in_units=6))
+    net.initialize(mx.init.Xavier())
+    return net
+
+
+def backward(net, scaler=None, batch=4, seed=1):
+    rng = np.random.RandomState(seed)
+    x = mx.nd.array(rng.normal(size=(batch, 5)))
+    y = mx.nd.array(rng.randint(0, 3, batch))
+    with autograd.record():
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
+        if scaler is not None:
+            loss = scaler.scale_loss(loss)
+    loss.backward()
+
+
+def params_np(net):
+    return {k: p.data().asnumpy().copy() for k, p in net._collect_params_with_prefix().items()}
+
+
+def new_trainer(net):
+    return make_trainer(net, optimizer_params(base_lr=0.1, wd=1e-3))
+
+
+@pytest.mark.parametrize('scale', [1024.0, 3.0])
+def test_static_scale_gives_the_unscaled_update(scale):
+    ref, net = dense_net(), dense_net()
+    t_ref, t = new_trainer(ref), new_trainer(net)
+    scaler = LossScaler(scale)
+    for step in range(3):
+        backward(ref, seed=step)
+        t_ref.step(4)
+        backward(net, scaler, seed=step)
+        g_scaled = net[1].weight.grad().asnumpy()
+        assert scaler.step(t, 4) is True
+        np.testing.assert_allclose(g_scaled, ref[1].weight.grad().asnumpy() * scale,
+                                   rtol=1e-5)
+        for k, v in params_np(ref).items():
+            np.testing.assert_allclose(params_np(net)[k], v, rtol=1e-5, atol=1e-7, err_msg=k)
+    assert (scaler.num_steps, scaler.num_skipped, scaler.scale) == (3, 0, scale)
+
+
+def test_dynamic_overflow_skips_step_and_halves_scale():
+    net = dense_net()
+    trainer = new_trainer(net)
+    scaler = LossScaler('dynamic', init_scale=2.0 ** 10, growth_interval=100)
+    backward(net, scaler)
+    assert scaler.step(trainer, 4)                     # creates the optimizer states
+    before = params_np(net)
+    states = {i: s.asnumpy().copy() for i, s in trainer._updaters[0].states.items()}
+    num_update = trainer.optimizer.num_update
+    backward(net, scaler, seed=5)
+    net[0].bias.grad()[2] = np.inf
+    assert scaler.step(trainer, 4) is False
+    for k, v in params_np(net).items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+    for i, s in trainer._updaters[0].states.items():
+        np.testing.assert_array_equal(s.asnumpy(), states[i])
+    assert trainer.optimizer.num_update == num_update
+    assert scaler.scale == 2.0 ** 9 and scaler.num_skipped == 1 and scaler.num_steps == 1
+    backward(net, scaler, seed=6)
+    net[1].weight.grad()[0, 0] = np.nan
+    assert scaler.step(trainer, 4) is False
+    assert scaler.scale == 2.0 ** 8 and scaler.num_skipped == 2 and scaler.growth_tracker == 0
+    backward(net, scaler, seed=7)
+    assert scaler.step(trainer, 4) is True
+    assert any(np.any(v != before[k]) for k, v in params_np(net).items())
+
+
+def test_dynamic_growth_after_interval_of_clean_steps():
+    net = dense_net()
+    trainer = new_trainer(net)
+    scaler = LossScaler('dynamic', init_scale=8.0, growth_factor=4.0, backoff_factor=0.25,
+                        growth_interval=3, max_scale=512.0)
+    seen = []
+    for step in range(12):
+        backward(net, scaler, seed=step)
+        if step == 4:
+            net[0].weight.grad()[0, 0] = -np.inf
+        scaler.step(trainer, 4)
+        seen.append(scaler.scale)
+    # clean x3 -> 32; overflow at step 4 -> 8 (tracker reset at 1 clean step); 3 clean -> 32,
+    # 3 more -> 128
+    assert seen == [8, 8, 32, 32, 8, 8, 8, 32, 32, 32, 128, 128]
+    assert (scaler.num_steps, scaler.num_skipped) == (11, 1)
+
+
+def test_static_scale_overflow_is_skipped_and_counted():
+    net = dense_net()
+    trainer = new_trainer(net)
+    scaler = LossScaler(128.0)
+    backward(net, scaler)
+    before = params_np(net)
+    net[1].bias.grad()[0] = np.inf
+    assert scaler.step(trainer, 4) is False
+    assert scaler.scale == 128.0 and scaler.num_skipped == 1 and scaler.num_steps == 0
+    for k, v in params_np(net).items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_fast_path_is_a_plain_trainer_step(monkeypatch):
+    ref, net = dense_net(), dense_net()
+    t_ref, t = new_trainer(ref), new_trainer(net)
+    scaler = LossScaler(None)
+    assert scaler.scale == 1.0 and not scaler.check_overflow
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError('the fast path must not split the step')
+    monkeypatch.setattr(t, 'update', forbidden)
+    monkeypatch.setattr(t, 'allreduce_grads', forbidden)
+    monkeypatch.setattr(precision, 'all_finite', forbidden)
+    backward(ref)
+    t_ref.step(4)
+    backward(net, scaler)
+    assert scaler.step(t, 4) is True
+    for k, v in params_np(ref).items():
+        np.testing.assert_array_equal(params_np(net)[k], v)
+    # no check means no skip: an inf goes through
+    backward(net, scaler)
+    net[0].bias.grad()[0] = np.inf
+    assert scaler.step(t, 4) is True and scaler.num_skipped == 0
+    assert not np.isfinite(net[0].bias.data().asnumpy()[0])
+
+
+def test_trainer_updating_on_kvstore_is_rejected():
+    ctx = [mx.cpu(0), mx.cpu(1)]
+    net = nn.Dense(2, in_units=3)
+    net.initialize(ctx=ctx)
+    for update_on_kvstore in (True, None):   # MXNet's default on several devices: True
+        trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.1},
+                                kvstore='device', update_on_kvstore=update_on_kvstore)
+        with autograd.record():
+            losses = [net(mx.nd.ones((2, 3), ctx=c)).sum() for c in ctx]
+        autograd.backward(losses)
+        with pytest.raises(RuntimeError, match='update_on_kvstore=False'):
+            LossScaler('dynamic').step(trainer, 4)
+    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.1},
+                            kvstore='device', update_on_kvstore=False)
+    with autograd.record():
+        losses = [net(mx.nd.ones((2, 3), ctx=c)).sum() for c in ctx]
+    autograd.backward(losses)
+    net.weight.grad(ctx[1])[0, 0] = np.inf     # overflow on one device only
+    scaler = LossScaler('dynamic')
+    assert scaler.step(trainer, 4) is False    # all-reduced: seen on every device
+
+
+def test_all_finite_mixed_dtypes():
+    a = gluon.Parameter('a', shape=(3,), dtype='float16')
+    b = gluon.Parameter('b', shape=(2,), dtype='float32')
+    c = gluon.Parameter('c', shape=(2,), grad_req='null')
+    for p in (a, b, c):
+        p.initialize()
+    assert all_finite([a, b, c])
+    a.grad()[1] = 70000.0        # overflows float16 to inf
+    assert not all_finite([a, b, c])
+    a.grad()[1] = 0
+    b.grad()[0] = np.nan
+    assert not all_finite([a, b])
+    assert all_finite([a])
+
+
+def test_scale_loss_values_and_dtype():
+    s = LossScaler(2.0 ** 16)
+    loss16 = mx.nd.array([3.0, 4.0], dtype='float16')
+    scaled = s.scale_loss(loss16)
+    assert scaled.dtype == np.float32                       # 4 * 2**16 overflows float16
+    assert scaled.asnumpy().tolist() == [3.0 * 2 ** 16, 4.0 * 2 ** 16]
+    pair = s.scale_loss([mx.nd.array([1.0]), mx.nd.array([2.0])])
+    assert [p.asscalar() for p in pair] == [2.0 ** 16, 2.0 ** 17]
+    same = mx.nd.array([5.0])
+    assert LossScaler(None).scale_loss(same) is same
+
+
+def test_state_dict_round_trip_and_resume_is_exact():
+    net = dense_net()
+    trainer = new_trainer(net)
+    a = LossScaler('dynamic', init_scale=64.0, growth_interval=4)
+    for step in range(6):
+        backward(net, a, seed=step)
+        if step == 1:
+            net[0].weight.grad()[0, 0] = np.inf
+        a.step(trainer, 4)
+    state = json.loads(json.dumps(a.state_dict()))          # through JSON as in state.json
+    b = LossScaler('dynamic', init_scale=64.0, growth_interval=4)
+    b.load_state_dict(state)
+    assert (b.scale, b.growth_tracker, b.num_steps, b.num_skipped) == \
+        (a.scale, a.growth_tracker, a.num_steps, a.num_skipped) == (64.0, 0, 5, 1)
+    net_b = dense_net(seed=1)                                # any net: only finiteness
+    trainer_b = new_trainer(net_b)                           # of the gradients matters
+    for step in range(6, 13):                                # continue both identically
+        for scaler, n, t in ((a, net, trainer), (b, net_b, trainer_b)):
+            backward(n, scaler, seed=step)
+            if step == 11:
+                n[1].bias.grad()[1] = -np.inf
+            scaler.step(t, 4)
+    assert a.state_dict() == b.state_dict()
+    assert (b.num_steps, b.num_skipped, b.growth_tracker) == (11, 2, 1)
+    assert a.scale == 64.0     # grew to 128 after 4 clean steps, halved at step 11
+    with pytest.raises(ValueError, match='mode'):
+        LossScaler(4.0).load_state_dict(state)
+
+
+def test_constructor_validation():
+    with pytest.raises(ValueError):
+        LossScaler('dynamc')
+    with pytest.raises(ValueError):
+        LossScaler(0.0)
+    with pytest.raises(ValueError):
+        LossScaler('dynamic', check_overflow=False)
+    with pytest.raises(ValueError):
+        LossScaler('dynamic', backoff_factor=1.5)
+    with pytest.raises(ValueError):
+        LossScaler(None, check_overflow=True)
+    assert LossScaler(4.0, check_overflow=False).check_overflow is False
