@@ -335,13 +335,24 @@ def run_main(fn, *args, **kwargs):
         _report_failure(e, 1)
 
 
+def _is_user_error(exc):
+    """Errors that our own checks raise for bad flags, files or data (and NaN losses)."""
+    return isinstance(exc, (ValueError, OSError, SystemExit)) or \
+        getattr(exc, 'user_error', False)
+
+
 def _report_failure(exc, code):
     try:
         rank, size = current_rank()
         head = '[gluon_tricks] rank %d/%d failed: %s: %s' % (rank, size, type(exc).__name__, exc)
-        text = head + '\n' + traceback.format_exc()
+        if _is_user_error(exc) and not os.environ.get('GLUON_TRICKS_TRACEBACK'):
+            # a mistake in the flags or the data: the message says what to do
+            text = head + '\n(set GLUON_TRICKS_TRACEBACK=1 to see the traceback)\n'
+        else:
+            text = head + '\n' + traceback.format_exc()
         sys.stderr.write(text if text.endswith('\n') else text + '\n')
-        for h in logging.getLogger().handlers:
+        handlers = logging.getLogger().handlers + logging.getLogger('gluon_tricks').handlers
+        for h in handlers:
             if isinstance(h, logging.FileHandler):
                 h.emit(logging.LogRecord('gluon_tricks', logging.CRITICAL, __file__, 0, text,
                                          None, None))

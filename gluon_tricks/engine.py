@@ -20,6 +20,7 @@ __all__ = ['Recipe', 'TrainStep', 'evaluate', 'NonFiniteLossError']
 
 class NonFiniteLossError(RuntimeError):
     """Raised when the training loss became NaN or infinite."""
+    user_error = True  # reported without a traceback by run_main
 
 
 class Recipe(object):

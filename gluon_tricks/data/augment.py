@@ -23,11 +23,13 @@ import argparse
 import dataclasses
 import math
 import os
+import random
 from fractions import Fraction
 from typing import Tuple
 
 __all__ = ['AugmentConfig', 'add_data_args', 'config_from_args', 'record_iter_kwargs',
-           'train_transform', 'val_transform', 'IMAGENET_MEAN', 'IMAGENET_STD',
+           'train_transform', 'val_transform', 'ColorJitter', 'RandomFlip',
+           'PCALighting', 'IMAGENET_MEAN', 'IMAGENET_STD',
            'DEFAULT_DATA_DIR', 'default_rec_paths']
 
 #: Per-channel RGB mean on the 0-255 scale (section 2.1, step 6).
@@ -117,9 +119,11 @@ class AugmentConfig:
     def no_augment(cls, **changes):
         """A training configuration with every random augmentation switched off.
 
-        The crop covers the whole image (area 1, aspect ratio 1; ``mx.io.ImageRecordIter`` and
-        Gluon both fall back to a center crop when that does not fit), no flip, no jitter, no
-        lighting noise. Useful for checks of the normalization.
+        Area 1 and aspect ratio 1, no flip, no jitter, no lighting noise. The two paths then
+        differ in the crop: ``mx.io.ImageRecordIter`` skips its random-resized crop and center
+        crops ``input_size`` pixels without resizing; Gluon's ``RandomResizedCrop`` takes the
+        largest centered square and resizes it. Meant for checks of the normalization and
+        of the sample order, not as a training setting.
         """
         base = dict(random_area=(1.0, 1.0), aspect_ratio=(1.0, 1.0), mirror=False,
                     brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, pca_noise=0.0)
@@ -284,6 +288,131 @@ def _normalize(cfg):
                                 std=tuple(s / 255.0 for s in cfg.std))
 
 
+#: Luma weights of R, G, B (ITU-R BT.601), used by the contrast and saturation jitter.
+GRAY_COEF = (0.299, 0.587, 0.114)
+#: RGB -> YIQ (FCC NTSC); the I and Q rows sum to 0, so a hue rotation leaves gray unchanged.
+YIQ_FROM_RGB = ((0.299, 0.587, 0.114),
+                (0.595716, -0.274453, -0.321263),
+                (0.211456, -0.522591, 0.311135))
+#: Eigenvalues of the RGB covariance of ImageNet pixels (0-255 scale), AlexNet's PCA lighting.
+PCA_EIGVAL = (55.46, 4.794, 1.148)
+#: Eigenvectors (columns) of the RGB covariance of ImageNet pixels, AlexNet's PCA lighting.
+PCA_EIGVEC = ((-0.5675, 0.7192, 0.4009),
+              (-0.5808, -0.0045, -0.8140),
+              (-0.5836, -0.6948, 0.4203))
+
+
+_BLOCKS = []
+
+
+def _blocks():
+    """The augmentation block classes, defined on first use (``import`` stays MXNet-free)."""
+    if _BLOCKS:
+        return _BLOCKS
+    import numpy as np
+    import mxnet as mx
+    from mxnet.gluon import Block
+
+    class RandomFlip(Block):
+        """Flip an (H, W, C) image left-right with probability ``p`` (section 2.1, step 3).
+
+        Randomness from Python's ``random`` (seeded per sample by the class-folder loader).
+        """
+
+        def __init__(self, p=0.5):
+            super().__init__()
+            self._p = p
+
+        def forward(self, x):
+            return mx.nd.flip(x, axis=1) if random.random() < self._p else x
+
+    class ColorJitter(Block):
+        """Brightness, contrast, saturation and hue jitter (section 2.1, step 4).
+
+        Each enabled operation uses a factor drawn from U[1 - j, 1 + j] (hue: a rotation by
+        U[-h, h] * pi in YIQ space); the operations run in a random order and the image is
+        clipped to [0, 255] after each, as ``mx.io.ImageRecordIter`` does on its 8-bit
+        image. Input and output: float32 (H, W, 3) RGB on the 0-255 scale. Randomness from
+        Python's ``random``.
+
+        Replaces Gluon's ``RandomColorJitter``: in MXNet 1.9.1 its saturation operator takes
+        ``0.114 * B`` as the gray level (an assignment where a sum was meant), so it changes
+        the brightness of gray images instead of leaving them unchanged.
+        """
+
+        def __init__(self, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0):
+            super().__init__()
+            self._strength = dict(brightness=brightness, contrast=contrast,
+                                  saturation=saturation, hue=hue)
+
+        @staticmethod
+        def _gray(x):
+            return x.dot(np.asarray(GRAY_COEF, np.float32))[..., None]
+
+        def _apply(self, name, x):
+            j = self._strength[name]
+            if name == 'hue':
+                theta = random.uniform(-j, j) * np.pi
+                u, w = np.cos(theta), np.sin(theta)
+                rot = np.array([[1.0, 0.0, 0.0], [0.0, u, -w], [0.0, w, u]])
+                to_yiq = np.array(YIQ_FROM_RGB)
+                t = np.linalg.inv(to_yiq).dot(rot).dot(to_yiq)
+                return x.dot(t.T.astype(np.float32))
+            alpha = random.uniform(1 - j, 1 + j)
+            if name == 'brightness':
+                return x * alpha
+            if name == 'contrast':
+                return x * alpha + self._gray(x).mean() * (1 - alpha)
+            return x * alpha + self._gray(x) * (1 - alpha)           # saturation
+
+        def forward(self, x):
+            names = [n for n in ('brightness', 'contrast', 'saturation', 'hue')
+                     if self._strength[n] > 0]
+            if not names:
+                return x
+            random.shuffle(names)
+            out = x.asnumpy().astype(np.float32, copy=False)
+            for name in names:
+                out = np.clip(self._apply(name, out), 0, 255)
+            return mx.nd.array(out, dtype='float32')
+
+    class PCALighting(Block):
+        """AlexNet-style PCA lighting noise (section 2.1, step 5).
+
+        Adds ``PCA_EIGVEC @ (alpha * PCA_EIGVAL)`` to every pixel, ``alpha ~ N(0, alphastd)``
+        per channel; float32 (H, W, 3) RGB on the 0-255 scale. Randomness from Python's
+        ``random``. Same noise as Gluon's ``RandomLighting``, which draws from MXNet's
+        generator instead.
+        """
+
+        def __init__(self, alphastd):
+            super().__init__()
+            self._alphastd = alphastd
+
+        def forward(self, x):
+            alpha = np.array([random.gauss(0, self._alphastd) for _ in range(3)])
+            rgb = np.asarray(PCA_EIGVEC).dot(alpha * np.asarray(PCA_EIGVAL))
+            return x + mx.nd.array(rgb.reshape(1, 1, 3), dtype=x.dtype)
+
+    _BLOCKS.extend([RandomFlip, ColorJitter, PCALighting])
+    return _BLOCKS
+
+
+def RandomFlip(p=0.5):
+    """Random left-right flip block (class defined in :func:`_blocks`)."""
+    return _blocks()[0](p)
+
+
+def ColorJitter(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0):
+    """Color-jitter block with a correct saturation (class defined in :func:`_blocks`)."""
+    return _blocks()[1](brightness, contrast, saturation, hue)
+
+
+def PCALighting(alphastd):
+    """PCA lighting-noise block (class defined in :func:`_blocks`)."""
+    return _blocks()[2](alphastd)
+
+
 def train_transform(cfg):
     """Gluon transform of one decoded HWC uint8 RGB image for training (section 2.1).
 
@@ -298,24 +427,23 @@ def train_transform(cfg):
 
     Notes
     -----
-    The order follows ``mx.io.ImageRecordIter``: crop, flip and color jitter on the 8-bit
-    image, then conversion to float, PCA lighting noise (on the 0-255 scale, as the
-    eigenvalues of ``RandomLighting`` are), scaling to [0, 1] and normalization.
-    Randomness comes from Python's ``random`` (the crop) and MXNet's generator (flip, jitter,
-    lighting); the class-folder loader seeds both per sample.
+    Crop (Gluon's ``RandomResizedCrop``) and flip on the 8-bit image, then (step 1) conversion
+    to float32 on the 0-255 scale, color jitter (:func:`ColorJitter`, clipped to [0, 255] like
+    the 8-bit jitter of ``ImageRecordIter``), PCA lighting noise, scaling to [0, 1] and
+    normalization. All randomness comes from Python's ``random`` (none from MXNet's global
+    generator), which the class-folder loader seeds per sample.
     """
     from mxnet.gluon.data.vision import transforms
     steps = [transforms.RandomResizedCrop(cfg.input_size, scale=tuple(cfg.random_area),
                                           ratio=tuple(cfg.aspect_ratio))]       # step 2
     if cfg.mirror:
-        steps.append(transforms.RandomFlipLeftRight())                           # step 3
-    if cfg.brightness or cfg.contrast or cfg.saturation or cfg.hue:
-        steps.append(transforms.RandomColorJitter(
-            brightness=cfg.brightness, contrast=cfg.contrast,
-            saturation=cfg.saturation, hue=cfg.hue))                             # step 4
+        steps.append(RandomFlip(0.5))                                            # step 3
     steps.append(transforms.Cast('float32'))                                     # step 1
+    if cfg.brightness or cfg.contrast or cfg.saturation or cfg.hue:
+        steps.append(ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation,
+                                 cfg.hue))                                       # step 4
     if cfg.pca_noise:
-        steps.append(transforms.RandomLighting(cfg.pca_noise))                   # step 5
+        steps.append(PCALighting(cfg.pca_noise))                                 # step 5
     steps += [transforms.ToTensor(), _normalize(cfg)]                            # step 6
     return transforms.Compose(steps)
 

@@ -35,7 +35,7 @@ from gluon_tricks.optim import apply_no_bias_decay, optimizer_params
 from gluon_tricks.precision import LossScaler, cast_network, init_amp
 
 # independent random streams derived from (--seed, epoch, stream, rank)
-_STREAM_MXNET, _STREAM_MIXUP = 1, 2
+_STREAM_INIT, _STREAM_MXNET, _STREAM_MIXUP = 0, 1, 2
 
 
 def parse_args(argv=None):
@@ -148,7 +148,7 @@ def _check_args(parser, args):
 
 
 def setup_logging(args, dist):
-    logger = logging.getLogger('gluon_tricks.train')
+    logger = logging.getLogger('gluon_tricks')
     logger.setLevel(logging.INFO)
     logger.handlers[:] = []
     logger.propagate = False
@@ -214,11 +214,18 @@ def main(argv=None):
                          batch_description='%d per device x %d device(s) x %d worker(s)'
                                            % (args.batch_size, len(devices), dist.size))
     log(how)
+    step_epochs = [e for e in args.lr_decay_epoch if e < args.num_epochs]
+    if args.lr_mode == 'step' and len(step_epochs) < len(args.lr_decay_epoch):
+        log('note: --lr-decay-epoch %s beyond --num-epochs %d are never reached'
+            % ([e for e in args.lr_decay_epoch if e >= args.num_epochs], args.num_epochs))
     scheduler = LRScheduler(args.lr_mode, lr, iters_per_epoch, args.num_epochs,
                             warmup_epochs=args.warmup_epochs, warmup_lr=args.warmup_lr,
-                            step_epochs=args.lr_decay_epoch, step_factor=args.lr_decay,
+                            step_epochs=step_epochs, step_factor=args.lr_decay,
                             target_lr=args.target_lr)
 
+    # the same initial weights for the same --seed (Horovod then broadcasts rank 0's)
+    mx.random.seed(derive_seed(args.seed, _STREAM_INIT))
+    np.random.seed(derive_seed(args.seed, _STREAM_INIT) % 2 ** 32)
     net = build_network(args, classes, devices)
     if args.no_wd:
         selection = apply_no_bias_decay(net)

@@ -1,0 +1,587 @@
+"""Tests of the data pipeline (gluon_tricks.data): small generated data only, no download."""
+import argparse
+import hashlib
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+import cv2
+import mxnet as mx
+import numpy as np
+import pytest
+
+from gluon_tricks import data as gd
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MEAN = np.array(gd.IMAGENET_MEAN, np.float32)
+STD = np.array(gd.IMAGENET_STD, np.float32)
+INPUT = 32           # training input size of these tests
+DIGITS_SIZE = 40     # != INPUT: ImageRecordIter corrupts crops of images of exactly INPUT px
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _color(k):
+    """A distinct RGB color per image index (the R value identifies the image)."""
+    return (10 + 15 * k, 200 - 10 * k, (37 * k) % 256)
+
+
+def _identity(batch):
+    """Recover the image index from normalized constant-color images (via the R channel)."""
+    r = batch.asnumpy()[:, 0].mean(axis=(1, 2)) * STD[0] + MEAN[0]
+    return np.round((r - 10) / 15).astype(int).tolist()
+
+
+def _write_color_tree(root, classes=('cat', 'ant', 'bee'), per_class=5, size=(40, 48)):
+    """Constant-color PNGs in class folders; returns {relative path: (index, rgb)}."""
+    out, k = {}, 0
+    for c in classes:
+        os.makedirs(os.path.join(root, c), exist_ok=True)
+        for j in range(per_class):
+            rgb = _color(k)
+            img = np.empty(size + (3,), np.uint8)
+            img[...] = rgb[::-1]                                   # OpenCV writes BGR
+            rel = '%s/img%02d.png' % (c, j)
+            assert cv2.imwrite(os.path.join(root, rel), img)
+            out[rel] = (k, rgb)
+            k += 1
+    return out
+
+
+def _corrupt_copy(src_rec, dst_rec, bad_key):
+    """Copy a RecordIO file, replacing one record's image bytes by garbage (header kept)."""
+    src = mx.recordio.MXIndexedRecordIO(os.path.splitext(src_rec)[0] + '.idx', src_rec, 'r')
+    dst = mx.recordio.MXIndexedRecordIO(os.path.splitext(dst_rec)[0] + '.idx', dst_rec, 'w')
+    for key in src.keys:
+        raw = src.read_idx(key)
+        if key == bad_key:
+            header, _ = mx.recordio.unpack(raw)
+            raw = mx.recordio.pack(header, b'not an image' * 10)
+        dst.write_idx(key, raw)
+    src.close()
+    dst.close()
+
+
+def _collect(loader, epoch=None):
+    it = loader.iter_epoch(epoch) if epoch is not None else iter(loader)
+    datas, labels = [], []
+    for d, l in it:
+        datas.append(d.asnumpy().copy())
+        labels.append(l.asnumpy().copy())
+    return datas, labels
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope='module')
+def color_tree(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('color_tree'))
+    files = _write_color_tree(root)
+    return root, files
+
+
+@pytest.fixture(scope='module')
+def color_rec(color_tree, tmp_path_factory):
+    root, files = color_tree
+    out = str(tmp_path_factory.mktemp('color_rec'))
+    res, classes = gd.pack_class_folder(root, os.path.join(out, 'train'), shuffle=True, seed=3,
+                                        encoding='.png', quality=3, progress=False)
+    return res, classes
+
+
+@pytest.fixture(scope='module')
+def digits(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('digits'))
+    return gd.make_digits_dataset(out, image_size=DIGITS_SIZE)
+
+
+@pytest.fixture(scope='module')
+def digits_rec(digits, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('digits_rec'))
+    train, classes = gd.pack_class_folder(digits.train_dir, os.path.join(out, 'train'),
+                                          encoding='.png', quality=3, num_workers=2,
+                                          progress=False)
+    val, _ = gd.pack_class_folder(digits.val_dir, os.path.join(out, 'val'), classes=classes,
+                                  shuffle=False, encoding='.png', quality=3, progress=False)
+    return train, val
+
+
+# ----------------------------------------------------------------------------- options
+
+def test_paper_defaults_and_flags():
+    cfg = gd.AugmentConfig()
+    assert (cfg.input_size, cfg.crop_ratio, cfg.val_resize) == (224, 0.875, 256)
+    assert cfg.random_area == (0.08, 1.0) and cfg.aspect_ratio == (3 / 4, 4 / 3)
+    assert cfg.mirror and (cfg.brightness, cfg.contrast, cfg.saturation) == (0.4, 0.4, 0.4)
+    assert cfg.hue == 0 and cfg.pca_noise == 0.1
+    assert cfg.mean == (123.68, 116.779, 103.939) and cfg.std == (58.393, 57.12, 57.375)
+    assert gd.AugmentConfig(input_size=299).val_resize == 342          # Inception-V3
+
+    parser = argparse.ArgumentParser()
+    gd.add_data_args(parser)
+    assert gd.config_from_args(parser.parse_args([])) == cfg
+    args = parser.parse_args(['--use-rec', '-j', '3', '--input-size', '299', '--no-mirror',
+                              '--aspect-ratio-min', '2/3', '--jitter', '0.3', '--mean', '1',
+                              '2', '3', '--num-classes', '7', '--synthetic-data'])
+    c = gd.config_from_args(args)
+    assert args.use_rec and args.num_workers == 3 and args.num_classes == 7
+    assert args.synthetic_data and c.input_size == 299 and not c.mirror
+    assert c.aspect_ratio[0] == pytest.approx(2 / 3)
+    assert (c.brightness, c.contrast, c.saturation) == (0.3, 0.3, 0.3) and c.mean == (1, 2, 3)
+    helps = {a.dest: a.help for a in parser._actions}
+    for dest, value in (('random_area_min', '0.08'), ('aspect_ratio_max', '4/3'),
+                        ('jitter', '0.4'), ('pca_noise', '0.1'), ('crop_ratio', '0.875'),
+                        ('std', '58.393')):
+        assert value in helps[dest], dest
+
+    kw = gd.record_iter_kwargs(cfg, train=True)
+    assert kw['random_resized_crop'] and kw['min_random_area'] == 0.08
+    assert kw['max_aspect_ratio'] == pytest.approx(4 / 3) and kw['rand_mirror']
+    assert kw['pca_noise'] == 0.1 and kw['mean_r'] == 123.68 and kw['std_b'] == 57.375
+    assert gd.record_iter_kwargs(cfg, train=False)['resize'] == 256
+    with pytest.raises(ValueError, match='hue'):
+        gd.record_iter_kwargs(cfg.replace(hue=0.1), train=True)
+    with pytest.raises(ValueError):
+        gd.AugmentConfig(random_area=(0.5, 0.1))
+
+
+def test_color_jitter_is_correct_on_gray_and_in_range():
+    gray = mx.nd.full((6, 6, 3), 100.0)
+    for seed in range(5):
+        random.seed(seed)
+        out = gd.ColorJitter(saturation=0.4, hue=0.3)(gray).asnumpy()
+        assert np.allclose(out, 100.0, atol=1e-3)      # saturation and hue keep gray gray
+    outs = []
+    for seed in range(40):
+        random.seed(seed)
+        outs.append(float(gd.ColorJitter(brightness=0.4)(gray).asnumpy().mean()))
+    assert 60.0 <= min(outs) < 75.0 and 125.0 < max(outs) <= 140.0   # factor in [0.6, 1.4]
+
+
+# ----------------------------------------------------------------------------- im2rec
+
+def test_lst_rec_idx_written_with_right_counts_and_labels(color_tree, color_rec, tmp_path):
+    root, files = color_tree
+    res, classes = color_rec
+    assert classes == ['ant', 'bee', 'cat']
+    rows = gd.read_lst(res.lst_path)
+    assert len(rows) == res.num_records == len(files) == 15
+    assert [r[0] for r in rows] == list(range(15))
+    assert sorted(r[2] for r in rows) == sorted(files)
+    assert [r[2] for r in rows] != sorted(files)                    # shuffled
+    with open(res.idx_path) as f:
+        assert len([ln for ln in f if ln.strip()]) == 15
+    reader = mx.recordio.MXIndexedRecordIO(res.idx_path, res.rec_path, 'r')
+    for key, label, rel in rows:
+        header, img = mx.recordio.unpack_img(reader.read_idx(key))
+        assert header.label == label == classes.index(rel.split('/')[0])
+        assert header.id == key
+        assert tuple(img[0, 0, ::-1]) == files[rel][1]              # lossless PNG, BGR
+    reader.close()
+    # a tree with other classes packed next to it must use the same label order
+    other = str(tmp_path / 'other')
+    _write_color_tree(other, classes=('bee',), per_class=1)
+    prefix = os.path.join(os.path.dirname(res.rec_path), 'val')
+    with pytest.raises(gd.LabelError, match='training classes'):
+        gd.pack_class_folder(other, prefix, progress=False)
+    val, _ = gd.pack_class_folder(other, prefix, classes=classes, progress=False)
+    assert [r[1] for r in gd.read_lst(val.lst_path)] == [1]
+    # deterministic shuffle
+    items, _ = gd.list_class_folder(root)
+    a = gd.write_lst(str(tmp_path / 'a.lst'), items, shuffle=True, seed=3)
+    b = gd.write_lst(str(tmp_path / 'b.lst'), items, shuffle=True, seed=4)
+    assert a == rows and a != b
+    assert gd.is_verified(res.rec_path, res.idx_path)
+
+
+def test_pack_fails_on_bad_image_or_skips_it(color_tree, tmp_path):
+    root = str(tmp_path / 'tree')
+    shutil.copytree(color_tree[0], root)
+    with open(os.path.join(root, 'bee', 'broken.png'), 'wb') as f:
+        f.write(b'this is not a png')
+    items, _ = gd.list_class_folder(root)
+    lst = str(tmp_path / 'out.lst')
+    gd.write_lst(lst, items)
+    with pytest.raises(gd.CorruptImageError, match='bee/broken.png'):
+        gd.pack_records(lst, root, progress=False)
+    assert not os.path.exists(str(tmp_path / 'out.rec'))
+    res = gd.pack_records(lst, root, skip_bad=True, num_workers=2, resize=20, progress=False)
+    assert res.num_records == 15 and [s[0] for s in res.skipped] == ['bee/broken.png']
+    assert len(gd.read_lst(lst)) == 15
+    reader = mx.recordio.MXIndexedRecordIO(res.idx_path, res.rec_path, 'r')
+    _, img = mx.recordio.unpack_img(reader.read_idx(reader.keys[0]))
+    reader.close()
+    assert img.shape == (20, 24, 3)                                  # shorter side 40 -> 20
+
+
+def test_read_label_file_formats(tmp_path):
+    classes = ['n01', 'n02', 'n03']
+    files = ['v1.JPEG', 'v2.JPEG', 'v3.JPEG']
+
+    def read(text):
+        p = tmp_path / 'labels.txt'
+        p.write_text(text)
+        return gd.read_label_file(str(p), files, classes)
+
+    assert read('v1.JPEG n02\nv2.JPEG n01\nv3.JPEG n03\n') == [1, 0, 2]
+    assert read('v3 2\nv1 0\nv2 1\n') == [0, 1, 2]                         # no ext, ints
+    assert read('ImageId,PredictionString\nv1,n03 1 2 3 4\nv2,n01 5\nv3,n02 0\n') == [2, 0, 1]
+    assert read('n02\nn02\nn01\n') == [1, 1, 0]                           # sorted file order
+    with pytest.raises(gd.LabelError, match='devkit'):
+        read('1\n2\n3\n')
+    with pytest.raises(gd.LabelError, match="unknown class 'n09'"):
+        read('v1 n09\nv2 n01\nv3 n01\n')
+    with pytest.raises(gd.LabelError, match='out of range'):
+        read('v1 3\nv2 0\nv3 0\n')
+    with pytest.raises(gd.LabelError, match='no label.*v3.JPEG'):
+        read('v1 n01\nv2 n01\n')
+
+
+# ----------------------------------------------------------------------------- RecordIO
+
+def test_record_train_normalizes_constant_colors_exactly(color_rec, color_tree):
+    res, classes = color_rec
+    _, files = color_tree
+    cfg = gd.AugmentConfig.no_augment(input_size=INPUT)
+    loader = gd.RecordLoader(res.rec_path, batch_size=4, aug=cfg, num_workers=2,
+                             progress=False)
+    assert loader.num_samples == 15 and loader.num_classes == 3 and len(loader) == 3
+    assert loader.classes == classes                                 # from classes.txt
+    by_index = {k: (rgb, classes.index(rel.split('/')[0])) for rel, (k, rgb) in files.items()}
+    n = 0
+    for data, label in loader:
+        assert data.shape == (4, 3, INPUT, INPUT) and data.dtype == np.float32
+        assert label.shape == (4,) and label.dtype == np.float32
+        for img, lab, k in zip(data.asnumpy(), label.asnumpy(), _identity(data)):
+            rgb, cls = by_index[k]
+            expected = (np.array(rgb, np.float32) - MEAN) / STD      # section 2.1, step 6
+            assert np.allclose(img, expected[:, None, None], atol=1e-5)
+            assert lab == cls
+        n += 1
+    assert n == 3                                                    # 15 // 4, discarded
+
+
+def test_record_val_covers_every_sample_once_and_matches_folder_val(digits, digits_rec):
+    _, val = digits_rec
+    cfg = gd.AugmentConfig(input_size=INPUT)
+    rows = gd.read_lst(val.lst_path)
+    rec = gd.RecordLoader(val.rec_path, batch_size=64, train=False, aug=cfg, num_workers=2,
+                          num_classes=10, progress=False)
+    assert rec.num_samples == len(rows) == digits.num_val == 360 and len(rec) == 6
+    d1, l1 = _collect(rec)
+    d2, _ = _collect(rec)
+    assert [len(x) for x in l1] == [64] * 5 + [40]                 # pad cut off
+    assert np.concatenate(l1).tolist() == [r[1] for r in rows]     # each sample once, in order
+    assert all(np.array_equal(a, b) for a, b in zip(d1, d2))       # deterministic
+    # the hand-written reference: shorter side to ceil(32 / 0.875) = 37, center crop 32
+    img = cv2.imread(os.path.join(digits.val_dir, rows[0][2]))[:, :, ::-1].astype(np.float32)
+    ref = cv2.resize(img, (37, 37), interpolation=cv2.INTER_LINEAR)[2:34, 2:34]
+    ref = ((ref - MEAN) / STD).transpose(2, 0, 1)
+    assert np.abs(d1[0][0] - ref).max() < 0.05                     # within ~2 gray levels
+    # the class-folder path implements the same validation pipeline
+    folder = gd.FolderLoader(digits.val_dir, batch_size=64, train=False, aug=cfg,
+                             num_workers=0)
+    f1, fl = _collect(folder)
+    assert [len(x) for x in fl] == [64] * 5 + [40]
+    assert np.array_equal(np.concatenate(fl), np.concatenate(l1))
+    assert np.abs(np.concatenate(f1) - np.concatenate(d1)).max() < 0.05
+
+
+def test_record_train_epochs_are_reproducible(digits_rec):
+    train, _ = digits_rec
+    cfg = gd.AugmentConfig(input_size=INPUT)
+    make = lambda seed: gd.RecordLoader(train.rec_path, batch_size=64, aug=cfg, seed=seed,  # noqa
+                                        num_workers=2, progress=False)
+    a, b = make(7), make(7)
+    assert len(a) == 1437 // 64
+    da0, la0 = _collect(a)                                        # epoch 0, then advances
+    da1, la1 = _collect(a)                                        # epoch 1
+    assert a.epoch == 2 and len(da0) == len(a)
+    b.set_epoch(1)
+    db1, lb1 = _collect(b)                                        # a fresh loader, epoch 1
+    assert all(np.array_equal(x, y) for x, y in zip(da1, db1))
+    assert all(np.array_equal(x, y) for x, y in zip(la1, lb1))
+    assert not np.array_equal(np.concatenate(la0), np.concatenate(la1))   # new order
+    dc0, lc0 = _collect(make(8), epoch=0)
+    assert not np.array_equal(np.concatenate(la0), np.concatenate(lc0))   # other seed
+    # the same in a fresh process (what a resumed run is)
+    code = ('import hashlib, sys; from gluon_tricks import data as gd; '
+            'l = gd.RecordLoader(sys.argv[1], batch_size=64, seed=7, num_workers=1, '
+            'aug=gd.AugmentConfig(input_size=%d), progress=False); h = hashlib.md5(); '
+            '[h.update(d.asnumpy().tobytes()) for d, _ in l.iter_epoch(1)]; '
+            'print(h.hexdigest())' % INPUT)
+    out = subprocess.run([sys.executable, '-c', code, train.rec_path], capture_output=True,
+                         text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == hashlib.md5(b''.join(x.tobytes() for x in da1)).hexdigest()
+    x = np.concatenate(da0)
+    assert x.shape == (len(a) * 64, 3, INPUT, INPUT) and np.isfinite(x).all()
+    assert -2.6 < x.min() < -1.5 and 1.5 < x.max() < 3.5          # normalized 0-255 range
+
+
+def test_record_sharding_is_disjoint(color_rec):
+    res, _ = color_rec
+    cfg = gd.AugmentConfig.no_augment(input_size=INPUT)
+    assert gd.part_sizes(15, 2) == [8, 7] and gd.part_sizes(37, 4) == [10, 10, 10, 7]
+    seen = []
+    for part in range(2):
+        val = gd.RecordLoader(res.rec_path, batch_size=3, train=False, aug=cfg, num_parts=2,
+                              part_index=part, num_workers=1, progress=False)
+        ids = sum((_identity(d) for d, _ in val), [])
+        assert len(ids) == val.num_samples == [8, 7][part]
+        tr = gd.RecordLoader(res.rec_path, batch_size=4, aug=cfg, num_parts=2,
+                             part_index=part, num_workers=1, progress=False)
+        assert len(tr) == 1             # min(8, 7) // 4 on both parts: equal step counts
+        tr_ids = sum((_identity(d) for d, _ in tr), [])
+        assert len(tr_ids) == 4 and set(tr_ids) <= set(ids)
+        seen.append(ids)
+    assert not set(seen[0]) & set(seen[1])
+    assert sorted(seen[0] + seen[1]) == list(range(15))
+
+
+def test_num_classes_from_lst_or_scan_and_range_errors(color_rec, tmp_path):
+    res, _ = color_rec
+    info = gd.record_info(res.rec_path, progress=False)
+    assert (info.num_samples, info.num_classes, info.label_source) == (15, 3, 'lst')
+    with pytest.raises(gd.LabelError, match=r'train\.lst.*num_classes=2.*--num-classes'):
+        gd.record_info(res.rec_path, num_classes=2)
+    # without the .lst: a scan of the record headers
+    rec = str(tmp_path / 'nolst.rec')
+    shutil.copy(res.rec_path, rec)
+    shutil.copy(res.idx_path, str(tmp_path / 'nolst.idx'))
+    info = gd.record_info(rec, progress=False)
+    assert (info.num_classes, info.label_source) == (3, 'scan')
+    assert sorted(info.labels.tolist()) == [0] * 5 + [1] * 5 + [2] * 5
+    # a wrong --num-classes with nothing to check it against up front: caught per batch
+    loader = gd.RecordLoader(rec, batch_size=5, train=False, num_classes=2, num_workers=1,
+                             aug=gd.AugmentConfig(input_size=INPUT), progress=False)
+    with pytest.raises(gd.LabelError, match=r'nolst\.rec.*out of range for num_classes=2'):
+        _collect(loader)
+    # a .lst that does not belong to the .rec
+    with open(str(tmp_path / 'nolst.lst'), 'w') as f:
+        f.write('0\t1.000000\ta.png\n')
+    with pytest.raises(gd.LabelError, match='does not belong'):
+        gd.record_info(rec)
+
+
+def test_missing_rec_or_idx_gives_clear_errors(color_rec, tmp_path):
+    res, _ = color_rec
+    with pytest.raises(FileNotFoundError, match=r'nothere\.rec.*prepare_imagenet\.py'):
+        gd.RecordLoader(str(tmp_path / 'nothere.rec'))
+    rec = str(tmp_path / 'noidx.rec')
+    shutil.copy(res.rec_path, rec)
+    with pytest.raises(FileNotFoundError, match=r'noidx\.idx.*prepare_imagenet\.py.*rebuild_index'):
+        gd.RecordLoader(rec, progress=False)
+    assert gd.rebuild_index(rec, progress=False) == 15
+    loader = gd.RecordLoader(rec, batch_size=5, train=False, num_classes=3, num_workers=1,
+                             aug=gd.AugmentConfig(input_size=INPUT), progress=False)
+    assert sum(len(l) for _, l in loader) == 15
+
+
+def test_corrupt_record_is_reported(color_rec, tmp_path):
+    res, _ = color_rec
+    rec = str(tmp_path / 'bad.rec')
+    _corrupt_copy(res.rec_path, rec, bad_key=6)
+    report = gd.verify_record_file(rec, progress=False)
+    assert report.num_records == 15 and not report.ok
+    assert [k for k, _ in report.bad] == [6] and 'does not decode' in report.bad[0][1]
+    assert not gd.is_verified(rec, str(tmp_path / 'bad.idx'))
+    cfg = gd.AugmentConfig(input_size=INPUT)
+    # validation: found when the loader is built (ImageRecordIter would die with SIGFPE)
+    with pytest.raises(gd.CorruptRecordError, match=r'bad\.rec.*6: image does not decode'):
+        gd.RecordLoader(rec, batch_size=4, train=False, aug=cfg, num_classes=3,
+                        progress=False)
+    # training: ImageRecordIter raises when the batch is reached; the loader names the file
+    train = gd.RecordLoader(rec, batch_size=5, aug=cfg, num_classes=3, num_workers=2,
+                            progress=False)                       # 3 batches = all 15
+    with pytest.raises(gd.CorruptRecordError, match=r'bad\.rec.*verify_record_file'):
+        _collect(train)
+    assert gd.verify_record_file(res.rec_path, progress=False).ok
+
+
+def test_images_of_exactly_the_input_size_are_refused(tmp_path):
+    root = str(tmp_path / 'tree')
+    _write_color_tree(root, classes=('a', 'b'), per_class=2, size=(INPUT, INPUT))
+    res, _ = gd.pack_class_folder(root, str(tmp_path / 'same'), progress=False)
+    with pytest.raises(ValueError, match='exactly 32x32'):
+        gd.RecordLoader(res.rec_path, batch_size=2, aug=gd.AugmentConfig(input_size=INPUT),
+                        progress=False)
+    gd.RecordLoader(res.rec_path, batch_size=2, train=False,          # validation is fine
+                    aug=gd.AugmentConfig(input_size=INPUT), progress=False)
+
+
+# ----------------------------------------------------------------------------- folders
+
+def test_folder_normalization_labels_and_sharding(color_tree):
+    root, files = color_tree
+    cfg = gd.AugmentConfig.no_augment(input_size=INPUT)
+    classes = ['ant', 'bee', 'cat']
+    by_index = {k: (rgb, classes.index(rel.split('/')[0])) for rel, (k, rgb) in files.items()}
+    val_ids, train_ids = [], []
+    for part in range(2):
+        val = gd.FolderLoader(root, batch_size=4, train=False, aug=cfg, num_parts=2,
+                              part_index=part, num_workers=0)
+        assert val.classes == classes and val.num_classes == 3
+        for data, label in val:
+            assert data.shape[1:] == (3, INPUT, INPUT) and data.dtype == np.float32
+            assert label.dtype == np.float32
+            for img, lab, k in zip(data.asnumpy(), label.asnumpy(), _identity(data)):
+                expected = (np.array(by_index[k][0], np.float32) - MEAN) / STD
+                assert np.allclose(img, expected[:, None, None], atol=1e-4)
+                assert lab == by_index[k][1]
+                val_ids.append(k)
+        tr = gd.FolderLoader(root, batch_size=2, aug=cfg, num_parts=2, part_index=part,
+                             num_workers=0, seed=1)
+        assert tr.num_samples == 7 and len(tr) == 3
+        ids0 = sum((_identity(d) for d, _ in tr.iter_epoch(0)), [])
+        ids1 = sum((_identity(d) for d, _ in tr.iter_epoch(1)), [])
+        assert len(ids0) == len(set(ids0)) == 6 and ids0 != ids1
+        train_ids.append(set(ids0))
+    assert sorted(val_ids) == list(range(15))                      # every sample once
+    assert not train_ids[0] & train_ids[1]                         # disjoint parts
+
+
+def test_folder_train_augmentation_reproducible_across_workers(digits):
+    cfg = gd.AugmentConfig(input_size=INPUT)
+    a = gd.FolderLoader(digits.train_dir, batch_size=32, aug=cfg, seed=5, num_workers=0)
+    b = gd.FolderLoader(digits.train_dir, batch_size=32, aug=cfg, seed=5, num_workers=2)
+    for epoch in (0, 3):
+        ia, ib = a.iter_epoch(epoch), b.iter_epoch(epoch)
+        for _ in range(2):
+            (da, la), (db, lb) = next(ia), next(ib)
+            assert np.array_equal(da.asnumpy(), db.asnumpy())
+            assert np.array_equal(la.asnumpy(), lb.asnumpy())
+    d0, _ = next(a.iter_epoch(0))
+    d1, _ = next(a.iter_epoch(1))
+    assert not np.array_equal(d0.asnumpy(), d1.asnumpy())
+    assert len(a) == 1437 // 32 and a.num_samples == 1437
+
+
+def test_folder_errors_are_clear(color_tree, tmp_path):
+    with pytest.raises(FileNotFoundError, match='nowhere'):
+        gd.FolderLoader(str(tmp_path / 'nowhere'))
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    with pytest.raises(gd.EmptyDatasetError, match='no class sub-directories'):
+        gd.FolderLoader(str(empty))
+    (empty / 'cls').mkdir()
+    (empty / 'cls' / 'notes.txt').write_text('x')
+    with pytest.raises(gd.EmptyDatasetError, match='no images'):
+        gd.FolderLoader(str(empty))
+    root = str(tmp_path / 'tree')
+    shutil.copytree(color_tree[0], root)
+    with open(os.path.join(root, 'ant', 'zz_broken.jpg'), 'wb') as f:
+        f.write(b'garbage' * 10)
+    loader = gd.FolderLoader(root, batch_size=4, train=False,
+                             aug=gd.AugmentConfig(input_size=INPUT), num_workers=0)
+    with pytest.raises(gd.CorruptImageError, match='zz_broken.jpg'):
+        _collect(loader)
+    # a validation folder with fewer classes keeps the training labels
+    val = tmp_path / 'val'
+    _write_color_tree(str(val), classes=('cat',), per_class=2)
+    loader = gd.FolderLoader(str(val), batch_size=2, train=False, classes=['ant', 'bee', 'cat'],
+                             aug=gd.AugmentConfig(input_size=INPUT), num_workers=0)
+    assert loader.num_classes == 3 and _collect(loader)[1][0].tolist() == [2, 2]
+    with pytest.raises(gd.LabelError, match='not among'):
+        gd.FolderLoader(str(val), classes=['ant', 'bee'])
+
+
+# ----------------------------------------------------------------------------- others
+
+def test_synthetic_and_build_loaders(digits, digits_rec):
+    syn = gd.SyntheticLoader(batch_size=8, num_samples=20, input_size=INPUT, num_classes=5,
+                             train=False)
+    sizes = [d.shape for d, _ in syn]
+    assert len(syn) == 3 and sizes == [(8, 3, INPUT, INPUT)] * 2 + [(4, 3, INPUT, INPUT)]
+    assert max(l.asnumpy().max() for _, l in syn) < 5
+
+    parser = argparse.ArgumentParser()
+    gd.add_data_args(parser)
+    rec_dir = os.path.dirname(digits_rec[0].rec_path)
+    for argv, kind in ((['--use-rec', '--data-dir', rec_dir], gd.RecordLoader),
+                       (['--data-dir', digits.root, '-j', '0'], gd.FolderLoader),
+                       (['--synthetic-data'], gd.SyntheticLoader)):
+        args = parser.parse_args(argv + ['--input-size', str(INPUT)])
+        train, val = gd.build_loaders(args, batch_size=16, progress=False)
+        assert isinstance(train, kind) and isinstance(val, kind) and not val.train
+        if kind is not gd.SyntheticLoader:
+            assert (train.num_samples, val.num_samples) == (1437, 360)
+            assert train.num_classes == val.num_classes == 10
+        data, label = next(iter(train))
+        assert data.shape == (16, 3, INPUT, INPUT) and label.shape == (16,)
+
+
+def test_digits_dataset_is_deterministic_and_stratified(digits, tmp_path):
+    assert (digits.num_train, digits.num_val) == (1437, 360)
+    assert digits.classes == [str(i) for i in range(10)]
+    counts = [len(os.listdir(os.path.join(digits.val_dir, c))) for c in digits.classes]
+    assert sum(counts) == 360 and max(counts) - min(counts) <= 2    # stratified
+    some = os.path.join(digits.train_dir, '3', sorted(os.listdir(
+        os.path.join(digits.train_dir, '3')))[0])
+    img = cv2.imread(some, cv2.IMREAD_UNCHANGED)
+    assert img.shape == (DIGITS_SIZE, DIGITS_SIZE, 3) and img.max() > 200
+    again = gd.make_digits_dataset(str(tmp_path), image_size=DIGITS_SIZE)
+    for split in ('train', 'val'):
+        for c in digits.classes:
+            assert sorted(os.listdir(os.path.join(digits.root, split, c))) == \
+                sorted(os.listdir(os.path.join(again.root, split, c)))
+    with open(some, 'rb') as f1, open(some.replace(digits.root, again.root), 'rb') as f2:
+        assert f1.read() == f2.read()
+    with pytest.raises(FileExistsError):
+        gd.make_digits_dataset(str(tmp_path))
+    other = gd.make_digits_dataset(str(tmp_path), image_size=DIGITS_SIZE, seed=1, overwrite=True)
+    assert sorted(os.listdir(os.path.join(other.val_dir, '3'))) != \
+        sorted(os.listdir(os.path.join(digits.val_dir, '3')))
+
+
+def _run_prepare(*argv):
+    script = os.path.join(REPO, 'scripts', 'classification', 'prepare_imagenet.py')
+    return subprocess.run([sys.executable, script] + list(argv), capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_prepare_imagenet_end_to_end(tmp_path):
+    data = tmp_path / 'ilsvrc'
+    files = _write_color_tree(str(data / 'train'), classes=('n03', 'n01', 'n02'), per_class=3,
+                              size=(30, 50))
+    val = data / 'val'
+    val.mkdir()
+    truth = {}
+    for i, syn in enumerate(['n02', 'n01', 'n03', 'n02']):
+        name = 'ILSVRC2012_val_%08d.JPEG' % (i + 1)
+        cv2.imwrite(str(val / name), np.full((30, 50, 3), 40 * i, np.uint8))
+        truth[name] = syn
+    (data / 'val_labels.txt').write_text(
+        ''.join('%s %s\n' % (n, s) for n, s in sorted(truth.items(), reverse=True)))
+    out = tmp_path / 'out'
+    r = _run_prepare('--data-dir', str(data), '--out-dir', str(out), '--val-labels',
+                     str(data / 'val_labels.txt'), '--resize', '20', '-j', '2')
+    assert r.returncode == 0, r.stderr
+    classes = gd.read_class_names(str(out / 'classes.txt'))
+    assert classes == ['n01', 'n02', 'n03']
+    train_rows = gd.read_lst(str(out / 'train.lst'))
+    assert len(train_rows) == len(files) == 9
+    for _, label, rel in train_rows:
+        assert classes[int(label)] == rel.split('/')[0]
+    val_rows = gd.read_lst(str(out / 'val.lst'))
+    assert [(rel, classes[int(label)]) for _, label, rel in val_rows] == sorted(truth.items())
+    for split, n in (('train', 9), ('val', 4)):
+        info = gd.record_info(str(out / ('%s.rec' % split)), progress=False)
+        assert info.num_samples == n and gd.is_verified(info.rec_path, info.idx_path)
+    reader = mx.recordio.MXIndexedRecordIO(str(out / 'val.idx'), str(out / 'val.rec'), 'r')
+    header, img = mx.recordio.unpack_img(reader.read_idx(0))
+    reader.close()
+    assert img.shape[:2] == (20, 33) and classes[int(header.label)] == 'n02'   # resized
+    # a flat validation folder without its labels: a clear failure
+    r = _run_prepare('--data-dir', str(data), '--out-dir', str(tmp_path / 'out2'))
+    assert r.returncode != 0 and '--val-labels' in r.stderr
+    # validation as class folders (missing a class): labeled with the training classes
+    shutil.rmtree(str(val))
+    _write_color_tree(str(val), classes=('n03',), per_class=2)
+    r = _run_prepare('--data-dir', str(data), '--out-dir', str(tmp_path / 'out3'),
+                     '--resize', '0', '--encoding', '.png', '--quality', '3')
+    assert r.returncode == 0, r.stderr
+    rows = gd.read_lst(str(tmp_path / 'out3' / 'val.lst'))
+    assert [(label, rel) for _, label, rel in rows] == [(2, 'n03/img00.png'), (2, 'n03/img01.png')]
