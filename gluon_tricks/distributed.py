@@ -219,8 +219,12 @@ class DistContext(object):
         resume state or the chosen run directory.  Identity in a single process."""
         if not self.is_distributed:
             return obj
-        return self._hvd.broadcast_object(
+        out = self._hvd.broadcast_object(
             obj, root_rank=root_rank, name=name or 'gluon_tricks.obj.' + type(obj).__name__)
+        # horovod returns on the root before the others have received; a root that exits
+        # right after would shut Horovod down under them
+        self.barrier()
+        return out
 
     def allreduce_sum(self, array_like):
         """Sum ``array_like`` (a number, list or numpy array) over ranks; returns a numpy array

@@ -23,8 +23,7 @@ import numpy as np
 import mxnet as mx
 from mxnet import autograd, gluon
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from gluon_tricks.distributed import DistContext, run_main  # noqa: E402
+from gluon_tricks.distributed import DistContext, run_main
 
 # The equivalence problem: N_TRAIN samples, global batch 2 * B, STEPS steps (one epoch).
 B, STEPS, N_TRAIN, N_VAL, CLASSES = 8, 6, 96, 50, 10

@@ -308,12 +308,15 @@ def main():
         threading.Thread(target=time.sleep, args=(3600,)).start()
     if mode == 'exit3':
         sys.exit(3)
+    if mode == 'bug':
+        raise RuntimeError('internal bug')
     raise ValueError('bad input')
 print('RET', run_main(main), flush=True)
 '''
 
 
-@pytest.mark.parametrize('mode,code', [('ok', 0), ('raise', 1), ('thread', 1), ('exit3', 3)])
+@pytest.mark.parametrize('mode,code', [('ok', 0), ('raise', 1), ('thread', 1), ('exit3', 3),
+                                       ('bug', 1)])
 def test_run_main(tmp_path, mode, code):
     # failures report the rank the launcher put in the environment (no Horovod initialized)
     env = {} if mode == 'ok' else {'HOROVOD_RANK': '3', 'HOROVOD_SIZE': '4'}
@@ -327,15 +330,21 @@ def test_run_main(tmp_path, mode, code):
         assert 'OK 0 1 [3, 4] (1, 0)' in out and 'RET 5' in out
     elif mode == 'exit3':
         assert '[gluon_tricks] rank 3/4 failed: SystemExit: 3' in out
-    else:
-        assert '[gluon_tricks] rank 3/4 failed: ValueError: bad input' in out
+    elif mode == 'bug':
+        # an unexpected error keeps its traceback
+        assert '[gluon_tricks] rank 3/4 failed: RuntimeError: internal bug' in out
         assert 'Traceback' in out and 'RET' not in out
+    else:
+        # a user error (bad flag, file or data) is reported without a traceback
+        assert '[gluon_tricks] rank 3/4 failed: ValueError: bad input' in out
+        assert 'Traceback' not in out and 'GLUON_TRICKS_TRACEBACK=1' in out
+        assert 'RET' not in out
         assert seconds < 30   # the live non-daemon thread does not keep it alive
 
 
 # ---------------------------------------------------------------------------- launcher
 def test_launch_script_dry_run():
-    rc, out, _ = _run(['bash', LAUNCH_SH, '--label-smoothing', '0.1', '--mixup'], timeout=30,
+    rc, out, _ = _run(['bash', LAUNCH_SH, '--label-smoothing', '--mixup'], timeout=30,
                       DRY_RUN='1', DATA_DIR='/data/rec')
     assert rc == 0, out
     args = out.split()
@@ -346,7 +355,7 @@ def test_launch_script_dry_run():
                   '--no-wd', '--use-rec', '--rec-train /data/rec/train.rec',
                   '--rec-val-idx /data/rec/val.idx'):
         assert piece in cmd, piece
-    assert args[-3:] == ['--label-smoothing', '0.1', '--mixup']
+    assert args[-2:] == ['--label-smoothing', '--mixup']
     assert '--lr ' not in cmd
     rc, out, _ = _run(['bash', LAUNCH_SH], timeout=30, DRY_RUN='1', NP='16',
                       HOSTFILE='hosts', LR='0.8', BATCH_SIZE='64')

@@ -1,6 +1,5 @@
 """train_imagenet.py end to end on small generated RecordIO data: every trick on, resume,
 NaN handling, bad input, export and predict."""
-import glob
 import importlib.util
 import json
 import os
@@ -14,11 +13,10 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from gluon_tricks.data import make_digits_dataset, pack_class_folder
+from conftest import PER_CLASS_VAL
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, 'scripts', 'classification')
-PER_CLASS_TRAIN, PER_CLASS_VAL = 16, 5
 
 
 def _load_script(name):
@@ -29,26 +27,6 @@ def _load_script(name):
 
 
 train_imagenet = _load_script('train_imagenet')
-
-
-@pytest.fixture(scope='module')
-def rec_dir(tmp_path_factory):
-    """A 10-class RecordIO set of real digits: 160 training and 50 validation images."""
-    root = tmp_path_factory.mktemp('digits')
-    info = make_digits_dataset(str(root / 'full'), image_size=40)
-    small = root / 'small'
-    for split, keep in (('train', PER_CLASS_TRAIN), ('val', PER_CLASS_VAL)):
-        for cls in info.classes:
-            files = sorted(glob.glob(os.path.join(str(root / 'full'), split, cls, '*.png')))
-            os.makedirs(str(small / split / cls))
-            for f in files[:keep]:
-                shutil.copy(f, str(small / split / cls))
-    out = root / 'rec'
-    out.mkdir()
-    for split in ('train', 'val'):
-        pack_class_folder(str(small / split), str(out / split), shuffle=split == 'train',
-                          resize=0, encoding='.png', quality=3, progress=False)
-    return str(out)
 
 
 def _args(rec_dir, save_dir, *extra):

@@ -19,7 +19,7 @@
 #   NP=16 HOSTFILE=hosts DATA_DIR=/shared/imagenet/rec scripts/classification/horovod_launch.sh
 #
 #   # anything after the script name goes to train_imagenet.py, e.g. the section 5 tricks:
-#   scripts/classification/horovod_launch.sh --label-smoothing 0.1 --mixup --num-epochs 200
+#   scripts/classification/horovod_launch.sh --label-smoothing --mixup --num-epochs 200
 #
 #   # print the command instead of running it
 #   DRY_RUN=1 scripts/classification/horovod_launch.sh

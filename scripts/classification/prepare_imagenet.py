@@ -20,9 +20,8 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 
-from gluon_tricks.data import im2rec  # noqa: E402
+from gluon_tricks.data import im2rec
 
 
 def parse_args(argv=None):

@@ -15,7 +15,6 @@ overrides it.
 """
 import argparse
 import json
-import logging
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ from gluon_tricks.model_zoo import get_initializer, get_model, get_model_list
 from gluon_tricks.model_zoo.io import load_model
 from gluon_tricks.optim import apply_no_bias_decay, optimizer_params
 from gluon_tricks.precision import LossScaler, cast_network, init_amp
+from gluon_tricks.runlog import append_jsonl, make_logger
 
 # independent random streams derived from (--seed, epoch, stream, rank)
 _STREAM_INIT, _STREAM_MXNET, _STREAM_MIXUP = 0, 1, 2
@@ -147,24 +147,6 @@ def _check_args(parser, args):
                          % args.loss_scale)
 
 
-def setup_logging(args, dist):
-    logger = logging.getLogger('gluon_tricks')
-    logger.setLevel(logging.INFO)
-    logger.handlers[:] = []
-    logger.propagate = False
-    if dist.is_master:
-        fmt = logging.Formatter('%(asctime)s %(message)s', '%Y-%m-%d %H:%M:%S')
-        os.makedirs(args.save_dir, exist_ok=True)
-        for handler in (logging.StreamHandler(sys.stdout),
-                        logging.FileHandler(args.logging_file or
-                                            os.path.join(args.save_dir, 'train.log'))):
-            handler.setFormatter(fmt)
-            logger.addHandler(handler)
-    else:
-        logger.addHandler(logging.NullHandler())
-    return logger
-
-
 def build_network(args, classes, devices):
     net = get_model(args.model, classes=classes, last_gamma=args.last_gamma) \
         if args.model.startswith('resnet') else get_model(args.model, classes=classes)
@@ -192,7 +174,7 @@ def build_teacher(args, classes, devices):
 def main(argv=None):
     args = parse_args(argv)
     dist = DistContext(horovod=args.horovod)
-    logger = setup_logging(args, dist)
+    logger = make_logger('gluon_tricks', args.save_dir, dist.is_master, args.logging_file)
     dist.logger = logger
     log = dist.log
     init_amp(args.dtype)  # bfloat16: must run before any network is built
@@ -314,8 +296,7 @@ def main(argv=None):
             % (epoch + 1, train_time, val['top1'], val['top5'], val['total'],
                record['samples_per_sec']))
         if dist.is_master:
-            with open(metrics_path, 'a') as f:
-                f.write(json.dumps(record) + '\n')
+            append_jsonl(metrics_path, record)
             if (epoch + 1) % args.save_frequency == 0 or epoch + 1 == args.num_epochs \
                     or is_best:
                 path = ckpt.save(epoch + 1, net, trainer,

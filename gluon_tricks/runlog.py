@@ -1,0 +1,66 @@
+"""Run logs shared by every training script: the log file and the per-epoch metrics file."""
+import json
+import logging
+import os
+import sys
+
+import numpy as np
+
+__all__ = ['make_logger', 'append_jsonl']
+
+
+def make_logger(name, save_dir, is_master, logging_file=None):
+    """A logger writing to stdout and ``SAVE_DIR/train.log`` on the master rank only.
+
+    Parameters
+    ----------
+    name : str
+        Logger name.
+    save_dir : str
+        Created on the master rank.
+    is_master : bool
+        Other ranks get a logger that discards everything.
+    logging_file : str, optional
+        Log file (default ``SAVE_DIR/train.log``).
+
+    Returns
+    -------
+    logging.Logger
+    """
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.INFO)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.propagate = False
+    if is_master:
+        os.makedirs(save_dir, exist_ok=True)
+        fmt = logging.Formatter('%(asctime)s %(message)s', '%Y-%m-%d %H:%M:%S')
+        for handler in (logging.StreamHandler(sys.stdout),
+                        logging.FileHandler(logging_file or os.path.join(save_dir, 'train.log'))):
+            handler.setFormatter(fmt)
+            logger.addHandler(handler)
+    else:
+        logger.addHandler(logging.NullHandler())
+    return logger
+
+
+def append_jsonl(path, record):
+    """Append one JSON line to ``path`` (e.g. ``SAVE_DIR/metrics.jsonl``).
+
+    Parameters
+    ----------
+    path : str
+    record : dict
+        JSON-serialisable (numpy scalars are converted).
+    """
+    with open(path, 'a') as f:
+        f.write(json.dumps(record, sort_keys=True, default=_json_default) + '\n')
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError('%r is not JSON serialisable' % (value,))
