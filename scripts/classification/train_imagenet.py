@@ -220,6 +220,8 @@ def main(argv=None):
         kvstore=args.kvstore)
     scaler = LossScaler(None if args.loss_scale == 'none' else args.loss_scale)
     teacher = build_teacher(args, classes, devices) if args.teacher else None
+    if teacher is not None:
+        dist.broadcast_parameters(teacher.collect_params())  # one teacher for every rank
 
     ckpt = CheckpointManager(args.save_dir) if dist.is_master or args.resume else None
     start_epoch, best_top1 = 0, 0.0
