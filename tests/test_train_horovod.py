@@ -54,7 +54,7 @@ def test_two_ranks_train_with_global_batch_lr(two_rank_run):
     # lr from the global batch: 8 per device x 1 device x 2 workers = 16 (section 3.1)
     assert 'lr 0.00625 = 0.1 x 16 / 256' in log and '2 worker(s)' in log
     # each rank trains on its half: 80 images / 8 = 10 batches per epoch
-    assert '(10 batches of 8 per epoch on this rank)' in log
+    assert 'trains on 80 samples (10 batches of 8 per epoch)' in log
     rows = _metrics(save)
     assert [r['epoch'] for r in rows] == [1, 2]  # written once, by rank 0 only
     assert log.count('epoch 2 done') == 1
@@ -103,7 +103,7 @@ def test_one_process_with_the_same_global_batch(rec_dir, tmp_path, two_rank_run)
     assert code == 0, out[-3000:]
     log = open(os.path.join(str(save), 'train.log')).read()
     assert 'lr 0.00625 = 0.1 x 16 / 256' in log and '1 worker(s)' in log
-    assert '(%d batches of 16 per epoch on this rank)' % (10 * PER_CLASS_TRAIN // 16) in log
+    assert '(%d batches of 16 per epoch)' % (10 * PER_CLASS_TRAIN // 16) in log
     single, dist = _metrics(save), _metrics(two_rank_run[0])
     assert [r['lr'] for r in single] == pytest.approx([r['lr'] for r in dist])
 

@@ -188,10 +188,9 @@ def main(argv=None):
         seed=args.seed)
     classes = train_loader.num_classes
     iters_per_epoch = len(train_loader)
-    log('data: %d training samples in %d classes (%d batches of %d per epoch on this rank), '
-        '%d validation samples' % (train_loader.num_samples * num_parts, classes,
-                                   iters_per_epoch, local_batch, val_loader.num_samples))
-
+    log('data: %d classes; this rank (%d of %d) trains on %d samples (%d batches of %d per '
+        'epoch) and validates %d' % (classes, dist.rank + 1, dist.size, train_loader.num_samples,
+                                     iters_per_epoch, local_batch, val_loader.num_samples))
     lr, how = resolve_lr(args.lr, global_batch, args.base_lr, args.base_batch_size,
                          batch_description='%d per device x %d device(s) x %d worker(s)'
                                            % (args.batch_size, len(devices), dist.size))
