@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-__all__ = ['make_logger', 'append_jsonl']
+__all__ = ['make_logger', 'append_jsonl', 'start_run']
 
 
 def make_logger(name, save_dir, is_master, logging_file=None):
@@ -64,3 +64,25 @@ def _json_default(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError('%r is not JSON serialisable' % (value,))
+
+
+def start_run(args):
+    """The common start of every training script (one device, several, or Horovod).
+
+    Creates the :class:`~gluon_tricks.distributed.DistContext` (``args.horovod``), the logger
+    (master rank only, ``args.save_dir``/``args.logging_file``) and the devices
+    (``args.num_gpus``), and derives the batch sizes from ``args.batch_size`` (per device).
+
+    Returns
+    -------
+    (DistContext, list of mxnet.Context, int, int)
+        The context, the devices, this process's batch (per device x devices) and the global
+        batch (x ranks), which sets the learning rate by linear scaling.
+    """
+    from .distributed import DistContext
+    dist = DistContext(horovod=args.horovod)
+    dist.logger = make_logger('gluon_tricks', args.save_dir, dist.is_master,
+                              args.logging_file)
+    devices = dist.devices(args.num_gpus)
+    return (dist, devices, args.batch_size * len(devices),
+            dist.global_batch_size(args.batch_size, len(devices)))

@@ -25,14 +25,14 @@ import numpy as np
 from gluon_tricks import data as gdata
 from gluon_tricks.checkpoint import CheckpointManager
 from gluon_tricks.data.base import derive_seed
-from gluon_tricks.distributed import DistContext, run_main
+from gluon_tricks.distributed import run_main
 from gluon_tricks.engine import NonFiniteLossError, Recipe, TrainStep, evaluate
 from gluon_tricks.lr_scheduler import MODES, LRScheduler, resolve_lr
 from gluon_tricks.model_zoo import get_initializer, get_model, get_model_list
 from gluon_tricks.model_zoo.io import load_model
 from gluon_tricks.optim import apply_no_bias_decay, optimizer_params
 from gluon_tricks.precision import LossScaler, cast_network, init_amp
-from gluon_tricks.runlog import append_jsonl, make_logger
+from gluon_tricks.runlog import append_jsonl, start_run
 
 # independent random streams derived from (--seed, epoch, stream, rank)
 _STREAM_INIT, _STREAM_MXNET, _STREAM_MIXUP = 0, 1, 2
@@ -173,15 +173,10 @@ def build_teacher(args, classes, devices):
 
 def main(argv=None):
     args = parse_args(argv)
-    dist = DistContext(horovod=args.horovod)
-    logger = make_logger('gluon_tricks', args.save_dir, dist.is_master, args.logging_file)
-    dist.logger = logger
+    dist, devices, local_batch, global_batch = start_run(args)
     log = dist.log
     init_amp(args.dtype)  # bfloat16: must run before any network is built
-    devices = dist.devices(args.num_gpus)
     num_parts, part_index = dist.shard()
-    local_batch = args.batch_size * len(devices)
-    global_batch = dist.global_batch_size(args.batch_size, len(devices))
 
     train_loader, val_loader = gdata.build_loaders(
         args, batch_size=local_batch, num_parts=num_parts, part_index=part_index,

@@ -32,11 +32,11 @@ import numpy as np
 from gluon_tricks import detection
 from gluon_tricks.checkpoint import CheckpointManager
 from gluon_tricks.data.base import derive_seed
-from gluon_tricks.distributed import DistContext, run_main
+from gluon_tricks.distributed import run_main
 from gluon_tricks.lr_scheduler import LRScheduler, resolve_lr
 from gluon_tricks.model_zoo import get_model_list
 from gluon_tricks.optim import optimizer_params
-from gluon_tricks.runlog import append_jsonl, make_logger
+from gluon_tricks.runlog import append_jsonl, start_run
 
 
 def parse_args(argv=None):
@@ -182,14 +182,8 @@ def main(argv=None):
     from gluoncv.utils.metrics.voc_detection import VOC07MApMetric
 
     args = parse_args(argv)
-    dist = DistContext(horovod=args.horovod)
-    logger = make_logger('gluon_tricks.detection', args.save_dir, dist.is_master,
-                         args.logging_file)
-    dist.logger = logger
+    dist, devices, local_batch, global_batch = start_run(args)
     log = dist.log
-    devices = dist.devices(args.num_gpus)
-    local_batch = args.batch_size * len(devices)
-    global_batch = dist.global_batch_size(args.batch_size, len(devices))
     mx.random.seed(derive_seed(args.seed, 0, 9, dist.rank))
 
     train_set, val_set = _voc(args, args.train_splits), _voc(args, args.val_splits)

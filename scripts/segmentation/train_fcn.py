@@ -30,11 +30,11 @@ from mxnet import autograd
 from gluon_tricks import segmentation
 from gluon_tricks.checkpoint import CheckpointManager
 from gluon_tricks.data.base import derive_seed
-from gluon_tricks.distributed import DistContext, run_main
+from gluon_tricks.distributed import run_main
 from gluon_tricks.lr_scheduler import LRScheduler, resolve_lr
 from gluon_tricks.model_zoo import get_model_list
 from gluon_tricks.optim import apply_no_bias_decay, optimizer_params
-from gluon_tricks.runlog import append_jsonl, make_logger
+from gluon_tricks.runlog import append_jsonl, start_run
 
 
 def parse_args(argv=None):
@@ -125,14 +125,8 @@ def main(argv=None):
     from gluoncv.loss import MixSoftmaxCrossEntropyLoss
 
     args = parse_args(argv)
-    dist = DistContext(horovod=args.horovod)
-    logger = make_logger('gluon_tricks.segmentation', args.save_dir, dist.is_master,
-                         args.logging_file)
-    dist.logger = logger
+    dist, devices, local_batch, global_batch = start_run(args)
     log = dist.log
-    devices = dist.devices(args.num_gpus)
-    local_batch = args.batch_size * len(devices)
-    global_batch = dist.global_batch_size(args.batch_size, len(devices))
     mx.random.seed(derive_seed(args.seed, 0, 9, dist.rank))
 
     root = args.data_dir
