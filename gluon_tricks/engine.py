@@ -105,16 +105,16 @@ class TrainStep(object):
         else:
             self.loss_fn = SoftTargetCrossEntropy()
         self.sparse_loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        # collected once: walking the block tree costs milliseconds per step
+        self._params = net.collect_params()
         self.reset_meters()
 
     def reset_meters(self):
-        """Zero the on-device accumulators (loss sum, correct count, samples)."""
-        ctx = self.devices[0]
-        self._loss_sum = mx.nd.zeros((1,), ctx=ctx)
-        self._correct = mx.nd.zeros((1,), ctx=ctx)
-        self._first_bad = mx.nd.full((1,), -1, ctx=ctx)
+        """Forget the accumulated per-batch loss sums and correct counts."""
+        self._loss_sums, self._corrects = [], []  # small device arrays, one per batch
         self._samples = 0
         self._batches = 0
+        self._first_batch = 0
 
     def _targets(self, label, epoch):
         """Per-device (soft or sparse) targets, before mixup."""
@@ -158,6 +158,8 @@ class TrainStep(object):
             if self.teacher is not None:
                 teacher_out.append(self.teacher(x.astype(self.dtype, copy=False))
                                    .astype('float32', copy=False))
+        if not self._loss_sums:
+            self._first_batch = batch_index
         with autograd.record():
             losses = []
             for i, x in enumerate(inputs):
@@ -169,40 +171,51 @@ class TrainStep(object):
                 else:
                     loss = self.sparse_loss_fn(out, targets[i])
                 losses.append(loss)
-                self._accumulate(out, labels[i], loss, batch_index)
+                self._accumulate(out, labels[i], loss)
             scaled = [self.scaler.scale_loss(loss) for loss in losses]
         autograd.backward(scaled)
         self._samples += data.shape[0]
         self._batches += 1
-        return self.scaler.step(self.trainer, data.shape[0], self.net.collect_params())
+        return self.scaler.step(self.trainer, data.shape[0], self._params)
 
-    def _accumulate(self, out, label, loss, batch_index):
-        ctx = self._loss_sum.context
+    def _accumulate(self, out, label, loss):
+        ctx = self.devices[0]
         with autograd.pause():
-            loss_sum = loss.sum().as_in_context(ctx)
-            self._loss_sum += loss_sum
-            correct = (out.argmax(axis=1) == label.astype('float32')).sum()
-            self._correct += correct.as_in_context(ctx)
-            bad = 1 - mx.nd.contrib.isfinite(loss_sum)
-            # remember the first batch whose loss was not finite, without a host sync
-            self._first_bad = mx.nd.where((self._first_bad < 0) * bad,
-                                          mx.nd.full((1,), batch_index, ctx=ctx),
-                                          self._first_bad)
+            # two small device ops per batch; summed and checked at read_meters only
+            self._loss_sums.append(loss.sum().as_in_context(ctx))
+            self._corrects.append((out.argmax(axis=1) == label).sum().as_in_context(ctx))
+            if len(self._loss_sums) >= 512:  # fold on the device, still without a sync
+                self._loss_sums = [mx.nd.concat(*[a.reshape((-1,)) for a in self._loss_sums],
+                                                dim=0)]
+                self._corrects = [mx.nd.add_n(*self._corrects)]
 
     def read_meters(self):
-        """Read and reset the accumulators (one host synchronisation).
+        """Read and reset the accumulators (the one host synchronisation of a log interval).
 
         Returns
         -------
         dict
             ``loss`` (mean per sample), ``accuracy`` (top-1 against the unmixed labels),
-            ``samples``, ``batches``, ``first_bad_batch`` (-1 when every loss was finite).
+            ``samples``, ``batches``, ``first_bad_batch`` (index of the first batch whose loss
+            was NaN or infinite, -1 when every loss was finite).
         """
         n = max(self._samples, 1)
-        meters = {'loss': float(self._loss_sum.asscalar()) / n,
-                  'accuracy': float(self._correct.asscalar()) / n,
+        first_bad = -1
+        loss_total = correct = 0.0
+        if self._loss_sums:
+            per_device = len(self.devices)
+            sums = mx.nd.concat(*[a.reshape((-1,)) for a in self._loss_sums], dim=0).asnumpy()
+            # one entry per device and batch, in batch order (earlier folds first)
+            per_batch = sums.reshape((-1, per_device)).sum(axis=1) \
+                if sums.size % per_device == 0 else sums
+            bad = np.flatnonzero(~np.isfinite(per_batch))
+            if bad.size:
+                first_bad = self._first_batch + int(bad[0])
+            loss_total = float(per_batch.sum())
+            correct = float(mx.nd.add_n(*self._corrects).asscalar())
+        meters = {'loss': loss_total / n, 'accuracy': correct / n,
                   'samples': self._samples, 'batches': self._batches,
-                  'first_bad_batch': int(self._first_bad.asscalar())}
+                  'first_bad_batch': first_bad}
         self.reset_meters()
         return meters
 
