@@ -39,7 +39,8 @@ __all__ = ['OurTrainLoop', 'GluonCVTrainLoop', 'RecordPipeline', 'PlainRecordIte
            'InferenceLoop', 'interleaved_windows', 'paired_ratio', 'latency_ms', 'median',
            'record_iter_threads',
            'make_jpeg_record', 'synthetic_jpeg', 'profile_step', 'train_gflops_per_image',
-           'machine_info', 'cpu_peak_gflops', 'gluoncv_model_list', 'safe_name',
+           'machine_info', 'cpu_peak_gflops', 'mxnet_omp_threads', 'gluoncv_model_list',
+           'safe_name',
            'GLUONCV_REC_TRAIN_KWARGS',
            'PAPER_TRAIN_STEPS']
 
@@ -721,6 +722,42 @@ def cpu_peak_gflops(cores, ghz, flags):
     return cores * ghz * per_cycle, per_cycle
 
 
+def mxnet_omp_threads(cores=None, env=None):
+    """OpenMP threads MXNet 1.9.1 computes with on CPU.
+
+    ``OMP_NUM_THREADS`` if set, else ``MXNET_OMP_MAX_THREADS``, else half the processors on
+    x86 (``src/engine/openmp.cc`` assumes two hyper-threads per core) and all of them
+    elsewhere. On a VM whose vCPUs are whole cores (``Thread(s) per core: 1``) the default
+    leaves half of the cores idle: set ``OMP_NUM_THREADS`` to the core count *before*
+    importing mxnet.
+
+    Parameters
+    ----------
+    cores : int, optional
+        Processors available (default: the CPU affinity of this process).
+    env : dict, optional
+        Environment (default ``os.environ``).
+
+    Returns
+    -------
+    int
+    """
+    env = os.environ if env is None else env
+    if cores is None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            cores = os.cpu_count() or 1
+    for key in ('OMP_NUM_THREADS', 'MXNET_OMP_MAX_THREADS'):
+        try:
+            return max(1, int(str(env.get(key, '')).split(',')[0]))
+        except ValueError:
+            continue
+    if platform.machine().lower() in ('x86_64', 'amd64', 'i386', 'i686', 'x86'):
+        return max(1, cores >> 1)
+    return max(1, cores)
+
+
 def machine_info():
     """What the figures depend on: CPU, cores, clock, vector width, FP32 peak, load, versions.
 
@@ -746,6 +783,9 @@ def machine_info():
             'cpu_family': ls.get('CPU family'), 'cpu_model': ls.get('Model'),
             'hypervisor': ls.get('Hypervisor vendor'),
             'cores': cores, 'mhz': mhz,
+            'threads_per_core': int(ls['Thread(s) per core']) if
+            ls.get('Thread(s) per core', '').isdigit() else None,
+            'mxnet_omp_threads': mxnet_omp_threads(cores),
             'vector': [f for f in ('sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512_bf16',
                                    'amx_bf16') if f in flags],
             'load_average': list(os.getloadavg()) if hasattr(os, 'getloadavg') else None,

@@ -113,6 +113,7 @@ def test_inference_fields(results):
 def test_machine_and_config(results):
     m = results['machine']
     _positive(m['cores'], 'cores')
+    _positive(m['mxnet_omp_threads'], 'mxnet_omp_threads')
     if m.get('mhz'):
         _positive(m['peak_gflops_fp32'], 'peak')
     c = results['config']
@@ -151,6 +152,9 @@ def test_helpers(tmp_path):
     assert per_cycle == 32 and peak == pytest.approx(160.0)
     assert bm.cpu_peak_gflops(1, 1.0, ['avx512f', 'avx2', 'fma'])[1] == 64
     assert bm.paired_ratio([2.0, 4.0, 9.0], [1.0, 4.0, 3.0]) == pytest.approx(2.0)
+    assert bm.mxnet_omp_threads(8, {'OMP_NUM_THREADS': '3'}) == 3
+    assert bm.mxnet_omp_threads(8, {'MXNET_OMP_MAX_THREADS': '5'}) == 5
+    assert bm.mxnet_omp_threads(8, {}) in (4, 8)        # half on x86
     info = bm.make_jpeg_record(str(tmp_path), 4, 30, 20, num_classes=2, distinct=3)
     assert not info['reused'] and info['num_images'] == 4 and info['bytes_per_image'] > 0
     assert os.path.isfile(info['rec']) and os.path.isfile(info['idx'])

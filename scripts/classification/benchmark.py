@@ -359,7 +359,12 @@ def report(results):
              % (m['cpu'], m['cores'], m['mhz'], '+'.join(m['vector']),
                 '%.0f' % m['peak_gflops_fp32'] if m.get('peak_gflops_fp32') else '?',
                 ', '.join('%.2f' % v for v in m['load_average'] or [])),
-             'mxnet %s (MKLDNN %s), gluoncv %s' % (m['mxnet'], m['mkldnn'], m['gluoncv'])]
+             'mxnet %s (MKLDNN %s, %d OpenMP thread(s)), gluoncv %s'
+             % (m['mxnet'], m['mkldnn'], m['mxnet_omp_threads'], m['gluoncv'])]
+    if m['mxnet_omp_threads'] < m['cores'] and m.get('threads_per_core') == 1:
+        lines.append('note: MXNet computes with %d of the %d cores (it assumes 2 hyper-threads '
+                     'per core on x86; this CPU has 1): set OMP_NUM_THREADS=%d before starting '
+                     'Python to use them all' % (m['mxnet_omp_threads'], m['cores'], m['cores']))
     c = results['config']
     lines.append('model %s, %d px, batch %d x %d device(s), %s'
                  % (c['model'], c['input_size'], c['batch_size'], c['num_devices'], c['dtype']))
