@@ -67,6 +67,8 @@ def load_exported(prefix, ctx=None):
         with open(prefix + '-meta.json') as f:
             meta = json.load(f)
     net = mx.gluon.SymbolBlock.imports(paths[0], ['data'], paths[1], ctx=ctx or mx.cpu())
+    # as fast as the in-memory network only with static memory planning (docs/performance.md)
+    net.hybridize(static_alloc=True, static_shape=True)
     return net, meta
 
 
