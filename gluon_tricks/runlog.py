@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-__all__ = ['make_logger', 'append_jsonl', 'start_run']
+__all__ = ['make_logger', 'append_jsonl', 'start_run', 'resume_run']
 
 
 def make_logger(name, save_dir, is_master, logging_file=None):
@@ -86,3 +86,19 @@ def start_run(args):
     devices = dist.devices(args.num_gpus)
     return (dist, devices, args.batch_size * len(devices),
             dist.global_batch_size(args.batch_size, len(devices)))
+
+
+def resume_run(save_dir, net, trainer, devices, dist):
+    """``--resume``: restore the latest checkpoint of ``save_dir`` into ``net`` and ``trainer``
+    (parameters, momentum, master weights, optimizer and schedule position), broadcast the
+    parameters from rank 0, and return the state saved with it (epoch, best metric ...).
+    """
+    from .checkpoint import CheckpointManager
+    latest = CheckpointManager(save_dir).load_latest()
+    if latest is None:
+        raise FileNotFoundError('--resume: no checkpoint in %s (train without --resume first)'
+                                % save_dir)
+    state = latest.restore(net, trainer, devices)
+    dist.broadcast_parameters(net.collect_params())
+    dist.log('resumed from %s at epoch %d' % (latest.directory, state['epoch']))
+    return state

@@ -32,7 +32,7 @@ from gluon_tricks.model_zoo import get_initializer, get_model, get_model_list
 from gluon_tricks.model_zoo.io import load_model
 from gluon_tricks.optim import apply_no_bias_decay, optimizer_params
 from gluon_tricks.precision import LossScaler, cast_network, init_amp
-from gluon_tricks.runlog import append_jsonl, start_run
+from gluon_tricks.runlog import append_jsonl, resume_run, start_run
 
 # independent random streams derived from (--seed, epoch, stream, rank)
 _STREAM_INIT, _STREAM_MXNET, _STREAM_MIXUP = 0, 1, 2
@@ -217,21 +217,12 @@ def main(argv=None):
     if teacher is not None:
         dist.broadcast_parameters(teacher.collect_params())  # one teacher for every rank
 
-    ckpt = CheckpointManager(args.save_dir) if dist.is_master or args.resume else None
+    ckpt = CheckpointManager(args.save_dir) if dist.is_master else None
     start_epoch, best_top1 = 0, 0.0
     if args.resume:
-        latest = ckpt.load_latest()
-        if latest is None:
-            raise FileNotFoundError('--resume: no checkpoint in %s (train without --resume '
-                                    'first)' % args.save_dir)
-        latest.restore(net, trainer, devices)
-        scaler.load_state_dict(latest.state.get('loss_scaler', {}))
-        start_epoch = latest.state['epoch']
-        best_top1 = latest.state.get('best_top1', 0.0)
-        dist.broadcast_parameters(net.collect_params())
-        log("resumed from %s at epoch %d" % (latest.directory, start_epoch))
-    if not dist.is_master:
-        ckpt = None
+        state = resume_run(args.save_dir, net, trainer, devices, dist)
+        scaler.load_state_dict(state.get('loss_scaler', {}))
+        start_epoch, best_top1 = state['epoch'], state.get('best_top1', 0.0)
 
     recipe = Recipe(classes, args.smoothing_eps if args.label_smoothing else 0.0,
                     args.smoothing_style, args.mixup_alpha if args.mixup else 0.0,

@@ -36,7 +36,7 @@ from gluon_tricks.distributed import run_main
 from gluon_tricks.lr_scheduler import LRScheduler, resolve_lr
 from gluon_tricks.model_zoo import get_model_list
 from gluon_tricks.optim import optimizer_params
-from gluon_tricks.runlog import append_jsonl, start_run
+from gluon_tricks.runlog import append_jsonl, resume_run, start_run
 
 
 def parse_args(argv=None):
@@ -224,15 +224,8 @@ def main(argv=None):
     ckpt = CheckpointManager(args.save_dir)
     start_epoch, best_map, result = 0, -1.0, None
     if args.resume:
-        latest = ckpt.load_latest()
-        if latest is None:
-            raise FileNotFoundError('--resume: no checkpoint in %s (train without --resume '
-                                    'first)' % args.save_dir)
-        latest.restore(net, trainer, devices)
-        start_epoch = latest.state['epoch']
-        best_map = latest.state.get('best_map', -1.0)
-        dist.broadcast_parameters(net.collect_params())
-        log('resumed from %s at epoch %d' % (latest.directory, start_epoch))
+        state = resume_run(args.save_dir, net, trainer, devices, dist)
+        start_epoch, best_map = state['epoch'], state.get('best_map', -1.0)
     log('training: %s' % json.dumps(vars(args), sort_keys=True, default=str))
 
     task = ForwardBackwardTask(net, trainer, mx.gluon.loss.SigmoidBinaryCrossEntropyLoss(
