@@ -36,7 +36,8 @@ def export_model(net, prefix, input_size=224, crop_ratio=0.875, mean=None, std=N
     """
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
     net.hybridize(static_alloc=True, static_shape=True)
-    net(mx.nd.zeros((1, 3, input_size, input_size)))
+    ctx = next(iter(net.collect_params().values())).list_ctx()[0]  # e.g. a GPU
+    net(mx.nd.zeros((1, 3, input_size, input_size), ctx=ctx))
     net.export(prefix, epoch=0)
     meta = {'model': model_name or getattr(net, 'model_name', None),
             'input_size': input_size, 'crop_ratio': crop_ratio,

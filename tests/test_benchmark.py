@@ -96,7 +96,7 @@ def test_data_fields(results):
 
 def test_inference_fields(results):
     inf = results['inference']
-    assert inf['variants'][:3] == ['in_memory', 'exported', 'exported_static']
+    assert inf['variants'][:2] == ['in_memory', 'exported']
     for name in inf['variants']:
         for field in ('img_per_sec', 'img_per_cpu_sec', 'latency_ms', 'latency_cpu_ms'):
             _positive(inf[name][field], 'inference.%s.%s' % (name, field))

@@ -281,10 +281,10 @@ def bench_inference(args, devices, work_dir, results):
 
     Variants: ``in_memory`` (our network, ``hybridize(static_alloc=True,
     static_shape=True)``), ``exported`` (``gluon_tricks.export.load_exported``, i.e.
-    ``SymbolBlock.imports``, used as it is returned), ``exported_static`` (the same, hybridized
-    with ``static_alloc``/``static_shape``) and, on a CPU build with MKLDNN,
-    ``exported_mkldnn`` (the same, with ``optimize_for(backend='MKLDNN')``: convolution,
-    BatchNorm, ReLU and addition fused for inference).
+    ``SymbolBlock.imports`` with static memory planning, as deployment code gets it) and, on
+    a CPU build with MKLDNN, ``exported_mkldnn`` (the same, with
+    ``optimize_for(backend='MKLDNN')``: convolution, BatchNorm, ReLU and addition fused for
+    inference).
     """
     from gluon_tricks.export import export_model, load_exported
     from gluon_tricks.model_zoo import get_initializer, get_model
@@ -302,9 +302,6 @@ def bench_inference(args, devices, work_dir, results):
     x = mx.nd.random.normal(shape=(batch, 3, size, size), ctx=ctx).astype(dtype)
     x1 = x[:1].copy()
     variants = [('in_memory', net), ('exported', load_exported(prefix, ctx=ctx)[0])]
-    static = load_exported(prefix, ctx=ctx)[0]
-    static.hybridize(static_alloc=True, static_shape=True)
-    variants.append(('exported_static', static))
     if ctx.device_type == 'cpu' and results['machine']['mkldnn']:
         fused = load_exported(prefix, ctx=ctx)[0]
         fused.optimize_for(x, backend='MKLDNN', static_alloc=True, static_shape=True)
