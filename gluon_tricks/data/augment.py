@@ -1,12 +1,9 @@
 """The paper's pre-processing as named options (He et al., 2018, section 2.1).
 
 Every constant of section 2.1 is a field of :class:`AugmentConfig` and a command-line flag of
-:func:`add_data_args`. The same configuration drives both data paths:
-
-* :func:`record_iter_kwargs` turns it into keyword arguments of ``mx.io.ImageRecordIter``
-  (the fast C++ RecordIO pipeline GluonCV used for ImageNet), and
-* :func:`train_transform` / :func:`val_transform` turn it into Gluon transforms for
-  class-folder data (``ImageFolderDataset``).
+:func:`add_data_args`. :class:`TrainTransform` and :class:`ValTransform` implement it with
+OpenCV and numpy, once, for every data source (RecordIO and class folders alike) and for
+export/predict; all training randomness comes from a generator the loader seeds per sample.
 
 Training pipeline (section 2.1, steps 1-6): decode to RGB in [0, 255]; random-resized crop with
 area in [8%, 100%] and aspect ratio in [3/4, 4/3], resized to 224 x 224; horizontal flip with
@@ -23,13 +20,12 @@ import argparse
 import dataclasses
 import math
 import os
-import random
 from fractions import Fraction
 from typing import Tuple
 
-__all__ = ['AugmentConfig', 'add_data_args', 'config_from_args', 'record_iter_kwargs',
-           'train_transform', 'val_transform', 'ColorJitter', 'RandomFlip',
-           'PCALighting', 'IMAGENET_MEAN', 'IMAGENET_STD',
+__all__ = ['AugmentConfig', 'AugParams', 'add_data_args', 'config_from_args',
+           'TrainTransform', 'ValTransform', 'train_transform', 'val_transform',
+           'decode_image', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PARAM_FIELDS', 'JITTER_OPS',
            'DEFAULT_DATA_DIR', 'default_rec_paths']
 
 #: Per-channel RGB mean on the 0-255 scale (section 2.1, step 6).
@@ -119,11 +115,9 @@ class AugmentConfig:
     def no_augment(cls, **changes):
         """A training configuration with every random augmentation switched off.
 
-        Area 1 and aspect ratio 1, no flip, no jitter, no lighting noise. The two paths then
-        differ in the crop: ``mx.io.ImageRecordIter`` skips its random-resized crop and center
-        crops ``input_size`` pixels without resizing; Gluon's ``RandomResizedCrop`` takes the
-        largest centered square and resizes it. Meant for checks of the normalization and
-        of the sample order, not as a training setting.
+        Area 1 and aspect ratio 1, no flip, no jitter, no lighting noise: the crop is the
+        largest centered square, resized to the input size. Meant for checks of the
+        normalization and of the sample order, not as a training setting.
         """
         base = dict(random_area=(1.0, 1.0), aspect_ratio=(1.0, 1.0), mirror=False,
                     brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, pca_noise=0.0)
@@ -173,10 +167,11 @@ def add_data_args(parser):
     g.add_argument('--rec-val-idx', type=str, default=None,
                    help='index of the validation RecordIO file (default: next to it, .idx)')
     g.add_argument('--use-rec', action='store_true',
-                   help='read RecordIO files with mx.io.ImageRecordIter instead of class folders')
+                   help='read RecordIO files (.rec/.idx, as packed by prepare_imagenet.py or '
+                        "MXNet's im2rec) instead of class folders")
     g.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=4,
-                   help='decoding threads (RecordIO) or worker processes (folders); '
-                        'default %(default)s')
+                   help='data worker processes decoding and augmenting images (0: in the '
+                        'training process); default %(default)s')
     g.add_argument('--input-size', type=int, default=d.input_size,
                    help='network input size (paper: 224; 299 for Inception-V3)')
     g.add_argument('--crop-ratio', type=float, default=d.crop_ratio,
@@ -196,7 +191,8 @@ def add_data_args(parser):
                    help='brightness, contrast and saturation are scaled by a factor in '
                         '[1 - jitter, 1 + jitter] (paper: 0.4, i.e. [0.6, 1.4])')
     g.add_argument('--hue', type=float, default=d.hue,
-                   help='hue jitter (GluonCV default and ours: 0; class-folder data only)')
+                   help='hue jitter: rotation by U[-hue, hue] * pi in YIQ space (GluonCV '
+                        'default and ours: 0)')
     g.add_argument('--pca-noise', type=float, default=d.pca_noise,
                    help='std of the PCA lighting noise coefficients (paper: N(0, 0.1))')
     g.add_argument('--mean', type=float, nargs=3, default=list(d.mean), metavar=('R', 'G', 'B'),
@@ -241,53 +237,6 @@ def config_from_args(args):
     )
 
 
-def record_iter_kwargs(cfg, train):
-    """Keyword arguments of ``mx.io.ImageRecordIter`` implementing the configuration.
-
-    Parameters
-    ----------
-    cfg : AugmentConfig
-    train : bool
-        True for the training pipeline (section 2.1 steps 1-6), False for validation.
-
-    Returns
-    -------
-    dict
-        Augmentation and normalization arguments (no paths, batch size, seeds or sharding).
-
-    Notes
-    -----
-    ``ImageRecordIter`` decodes with OpenCV and outputs RGB; its color jitter scales by
-    ``1 + U[-j, j]`` (brightness, contrast, saturation) on the 8-bit image, then adds the PCA
-    noise on the float image and normalizes ``(x - mean) / std``.
-    """
-    norm = dict(mean_r=cfg.mean[0], mean_g=cfg.mean[1], mean_b=cfg.mean[2],
-                std_r=cfg.std[0], std_g=cfg.std[1], std_b=cfg.std[2])
-    if not train:
-        # Section 2.1, validation: shorter edge to 256 keeping the aspect ratio, center 224.
-        return dict(resize=cfg.val_resize, rand_crop=False, rand_mirror=False, **norm)
-    if cfg.hue:
-        raise ValueError('hue=%r: mx.io.ImageRecordIter has no hue jitter (its random_h works '
-                         'in HSL and is not the same operation); use hue 0 as the paper\'s code '
-                         'does, or class-folder data (without --use-rec)' % (cfg.hue,))
-    return dict(
-        random_resized_crop=True,                      # step 2
-        min_random_area=cfg.random_area[0], max_random_area=cfg.random_area[1],
-        min_aspect_ratio=cfg.aspect_ratio[0], max_aspect_ratio=cfg.aspect_ratio[1],
-        rand_mirror=bool(cfg.mirror),                  # step 3
-        brightness=cfg.brightness, contrast=cfg.contrast,
-        saturation=cfg.saturation,                     # step 4
-        pca_noise=cfg.pca_noise,                       # step 5
-        **norm)                                        # step 6
-
-
-def _normalize(cfg):
-    from mxnet.gluon.data.vision import transforms
-    # ToTensor maps [0, 255] to [0, 1], so mean and std are scaled by 1/255 (step 6).
-    return transforms.Normalize(mean=tuple(m / 255.0 for m in cfg.mean),
-                                std=tuple(s / 255.0 for s in cfg.std))
-
-
 #: Luma weights of R, G, B (ITU-R BT.601), used by the contrast and saturation jitter.
 GRAY_COEF = (0.299, 0.587, 0.114)
 #: RGB -> YIQ (FCC NTSC); the I and Q rows sum to 0, so a hue rotation leaves gray unchanged.
@@ -300,175 +249,191 @@ PCA_EIGVAL = (55.46, 4.794, 1.148)
 PCA_EIGVEC = ((-0.5675, 0.7192, 0.4009),
               (-0.5808, -0.0045, -0.8140),
               (-0.5836, -0.6948, 0.4203))
+#: The colour operations of step 4, in the order of :attr:`AugParams.factors`.
+JITTER_OPS = ('brightness', 'contrast', 'saturation', 'hue')
+#: Columns of :meth:`AugParams.vector` (what a loader built with ``with_params`` yields).
+PARAM_FIELDS = ('area', 'log_aspect', 'x0', 'y0', 'flip', 'brightness', 'contrast',
+                'saturation', 'hue', 'pca_r', 'pca_g', 'pca_b', 'fallback')
 
 
-_BLOCKS = []
-
-
-def _blocks():
-    """The augmentation block classes, defined on first use (``import`` stays MXNet-free)."""
-    if _BLOCKS:
-        return _BLOCKS
+def decode_image(buf):
+    """Decode encoded image bytes (JPEG, PNG, ...) to an RGB uint8 (H, W, 3) array, or None."""
+    import cv2
     import numpy as np
-    import mxnet as mx
-    from mxnet.gluon import Block
+    if not buf:
+        return None
+    img = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        return None
+    return img[:, :, ::-1]                                   # OpenCV decodes BGR
 
-    class RandomFlip(Block):
-        """Flip an (H, W, C) image left-right with probability ``p`` (section 2.1, step 3).
 
-        Randomness from Python's ``random`` (seeded per sample by the class-folder loader).
-        """
+@dataclasses.dataclass
+class AugParams:
+    """Every random draw of one training sample (section 2.1, steps 2-5).
 
-        def __init__(self, p=0.5):
-            super().__init__()
-            self._p = p
+    ``box`` is the crop ``(x0, y0, w, h)`` in source pixels; ``order`` the jitter operations
+    in the order applied; ``factors`` the draw of each of :data:`JITTER_OPS` (1 for the
+    scale factors and 0 for hue when an operation is off); ``alpha`` the PCA coefficients.
+    """
+    box: Tuple[int, int, int, int]
+    fallback: bool
+    flip: bool
+    order: Tuple[str, ...]
+    factors: dict
+    alpha: Tuple[float, float, float]
 
-        def forward(self, x):
-            return mx.nd.flip(x, axis=1) if random.random() < self._p else x
+    def vector(self, height, width):
+        """The draws as floats in :data:`PARAM_FIELDS` order (area and offsets as fractions)."""
+        x0, y0, w, h = self.box
+        return [w * h / float(height * width), math.log(w / float(h)), x0 / float(width),
+                y0 / float(height), float(self.flip)] + \
+            [float(self.factors[k]) for k in JITTER_OPS] + list(self.alpha) + \
+            [float(self.fallback)]
 
-    class ColorJitter(Block):
-        """Brightness, contrast, saturation and hue jitter (section 2.1, step 4).
 
-        Each enabled operation uses a factor drawn from U[1 - j, 1 + j] (hue: a rotation by
-        U[-h, h] * pi in YIQ space); the operations run in a random order and the image is
-        clipped to [0, 255] after each, as ``mx.io.ImageRecordIter`` does on its 8-bit
-        image. Input and output: float32 (H, W, 3) RGB on the 0-255 scale. Randomness from
-        Python's ``random``.
+class TrainTransform(object):
+    """The training pipeline of section 2.1 for one decoded RGB uint8 image.
 
-        Replaces Gluon's ``RandomColorJitter``: in MXNet 1.9.1 its saturation operator takes
-        ``0.114 * B`` as the gray level (an assignment where a sum was meant), so it changes
-        the brightness of gray images instead of leaving them unchanged.
-        """
+    ``transform(img, rng)`` returns ``(float32 (3, S, S) normalized, AugParams)``; every
+    random draw comes from ``rng`` (a ``numpy.random.Generator``), which the loaders seed per
+    sample from ``(seed, epoch, sample index)`` (:mod:`gluon_tricks.data.pipeline`).
 
-        def __init__(self, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0):
-            super().__init__()
-            self._strength = dict(brightness=brightness, contrast=contrast,
-                                  saturation=saturation, hue=hue)
+    Steps: (2) random-resized crop: up to 10 tries of an area fraction ~ U[area] and a log
+    aspect ratio ~ U[log ratio], the first box that fits the image is taken at a uniform
+    position, else the whole image center-cropped to the nearest allowed aspect ratio
+    (torchvision's rule; MXNet's and GluonCV's crop draw the same way), resized bilinearly
+    to S x S; (3) horizontal flip with p = 0.5; (1) float32 on the 0-255 scale;
+    (4) brightness, contrast, saturation (and hue) in random order, each scaled by a factor
+    ~ U[1 - j, 1 + j] and clipped to [0, 255]; (5) PCA lighting noise with alpha ~
+    N(0, pca_noise) per eigenvector; (6) ``(x - mean) / std``, HWC -> CHW.
+    """
 
-        @staticmethod
-        def _gray(x):
-            return x.dot(np.asarray(GRAY_COEF, np.float32))[..., None]
+    def __init__(self, cfg):
+        import numpy as np
+        self.cfg = cfg
+        self._log_ratio = (math.log(cfg.aspect_ratio[0]), math.log(cfg.aspect_ratio[1]))
+        self._ops = tuple(k for k in JITTER_OPS if getattr(cfg, k) > 0)
+        self._gray = np.asarray(GRAY_COEF, np.float32)
+        self._eig = np.asarray(PCA_EIGVEC, np.float64), np.asarray(PCA_EIGVAL, np.float64)
+        self._mean = np.asarray(cfg.mean, np.float32)
+        self._inv_std = 1.0 / np.asarray(cfg.std, np.float32)
 
-        def _apply(self, name, x):
-            j = self._strength[name]
-            if name == 'hue':
-                theta = random.uniform(-j, j) * np.pi
-                u, w = np.cos(theta), np.sin(theta)
-                rot = np.array([[1.0, 0.0, 0.0], [0.0, u, -w], [0.0, w, u]])
-                to_yiq = np.array(YIQ_FROM_RGB)
-                t = np.linalg.inv(to_yiq).dot(rot).dot(to_yiq)
-                return x.dot(t.T.astype(np.float32))
-            alpha = random.uniform(1 - j, 1 + j)
+    def sample(self, height, width, rng):
+        """Draw the parameters of one sample of a ``height x width`` image."""
+        cfg = self.cfg
+        box, area = None, height * width
+        for _ in range(10):
+            target = area * rng.uniform(*cfg.random_area)
+            ratio = math.exp(rng.uniform(*self._log_ratio))
+            w = int(round(math.sqrt(target * ratio)))
+            h = int(round(math.sqrt(target / ratio)))
+            if 0 < w <= width and 0 < h <= height:
+                box = (int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1)),
+                       w, h)
+                break
+        fallback = box is None
+        if fallback:
+            ratio = width / float(height)
+            lo, hi = cfg.aspect_ratio
+            w, h = width, height
+            if ratio < lo:
+                h = int(round(w / lo))
+            elif ratio > hi:
+                w = int(round(h * hi))
+            box = ((width - w) // 2, (height - h) // 2, w, h)
+        flip = bool(cfg.mirror and rng.random() < 0.5)
+        order = tuple(self._ops[i] for i in rng.permutation(len(self._ops)))
+        factors = {'brightness': 1.0, 'contrast': 1.0, 'saturation': 1.0, 'hue': 0.0}
+        for k in self._ops:
+            j = getattr(cfg, k)
+            factors[k] = float(rng.uniform(-j, j) if k == 'hue' else rng.uniform(1 - j, 1 + j))
+        alpha = tuple(float(a) for a in rng.normal(0.0, cfg.pca_noise, 3)) \
+            if cfg.pca_noise > 0 else (0.0, 0.0, 0.0)
+        return AugParams(box, fallback, flip, order, factors, alpha)
+
+    def apply(self, img, p):
+        """Apply drawn parameters to an RGB uint8 (H, W, 3) image."""
+        import cv2
+        import numpy as np
+        x0, y0, w, h = p.box
+        s = self.cfg.input_size
+        out = cv2.resize(np.ascontiguousarray(img[y0:y0 + h, x0:x0 + w]), (s, s),
+                         interpolation=cv2.INTER_LINEAR)                       # step 2
+        if p.flip:
+            out = out[:, ::-1]                                                 # step 3
+        x = out.astype(np.float32)                                             # step 1
+        for name in p.order:                                                   # step 4
+            a = p.factors[name]
             if name == 'brightness':
-                return x * alpha
-            if name == 'contrast':
-                return x * alpha + self._gray(x).mean() * (1 - alpha)
-            return x * alpha + self._gray(x) * (1 - alpha)           # saturation
+                x *= a
+            elif name == 'contrast':
+                x = x * a + float(x.dot(self._gray).mean()) * (1 - a)
+            elif name == 'saturation':
+                x = x * a + x.dot(self._gray)[..., None] * (1 - a)
+            else:
+                x = x.dot(_hue_matrix(a).T)
+            np.clip(x, 0, 255, out=x)
+        if any(p.alpha):                                                       # step 5
+            vec, val = self._eig
+            x += vec.dot(np.asarray(p.alpha) * val).astype(np.float32)
+        x -= self._mean                                                        # step 6
+        x *= self._inv_std
+        return np.ascontiguousarray(x.transpose(2, 0, 1))
 
-        def forward(self, x):
-            names = [n for n in ('brightness', 'contrast', 'saturation', 'hue')
-                     if self._strength[n] > 0]
-            if not names:
-                return x
-            random.shuffle(names)
-            out = x.asnumpy().astype(np.float32, copy=False)
-            for name in names:
-                out = np.clip(self._apply(name, out), 0, 255)
-            return mx.nd.array(out, dtype='float32')
-
-    class PCALighting(Block):
-        """AlexNet-style PCA lighting noise (section 2.1, step 5).
-
-        Adds ``PCA_EIGVEC @ (alpha * PCA_EIGVAL)`` to every pixel, ``alpha ~ N(0, alphastd)``
-        per channel; float32 (H, W, 3) RGB on the 0-255 scale. Randomness from Python's
-        ``random``. Same noise as Gluon's ``RandomLighting``, which draws from MXNet's
-        generator instead.
-        """
-
-        def __init__(self, alphastd):
-            super().__init__()
-            self._alphastd = alphastd
-
-        def forward(self, x):
-            alpha = np.array([random.gauss(0, self._alphastd) for _ in range(3)])
-            rgb = np.asarray(PCA_EIGVEC).dot(alpha * np.asarray(PCA_EIGVAL))
-            return x + mx.nd.array(rgb.reshape(1, 1, 3), dtype=x.dtype)
-
-    _BLOCKS.extend([RandomFlip, ColorJitter, PCALighting])
-    return _BLOCKS
+    def __call__(self, img, rng):
+        p = self.sample(img.shape[0], img.shape[1], rng)
+        return self.apply(img, p), p
 
 
-def RandomFlip(p=0.5):
-    """Random left-right flip block (class defined in :func:`_blocks`)."""
-    return _blocks()[0](p)
+def _hue_matrix(h):
+    """RGB -> RGB rotation of the hue by ``h * pi`` in YIQ space (leaves gray unchanged)."""
+    import numpy as np
+    theta = h * np.pi
+    u, w = np.cos(theta), np.sin(theta)
+    rot = np.array([[1.0, 0.0, 0.0], [0.0, u, -w], [0.0, w, u]])
+    to_yiq = np.array(YIQ_FROM_RGB)
+    return np.linalg.inv(to_yiq).dot(rot).dot(to_yiq).astype(np.float32)
 
 
-def ColorJitter(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0):
-    """Color-jitter block with a correct saturation (class defined in :func:`_blocks`)."""
-    return _blocks()[1](brightness, contrast, saturation, hue)
+class ValTransform(object):
+    """The validation pipeline of section 2.1, the one used by training, export and predict.
 
+    Resize the shorter side to ``cfg.val_resize`` keeping the aspect ratio (bilinear), center
+    crop ``cfg.input_size``, ``(x - mean) / std``; RGB uint8 (H, W, 3) -> float32 (3, S, S).
+    """
 
-def PCALighting(alphastd):
-    """PCA lighting-noise block (class defined in :func:`_blocks`)."""
-    return _blocks()[2](alphastd)
+    def __init__(self, cfg):
+        import numpy as np
+        self.cfg = cfg
+        self._mean = np.asarray(cfg.mean, np.float32)
+        self._inv_std = 1.0 / np.asarray(cfg.std, np.float32)
+
+    def __call__(self, img):
+        import cv2
+        import numpy as np
+        h, w = img.shape[:2]
+        short, s = self.cfg.val_resize, self.cfg.input_size
+        if h < w:
+            nh, nw = short, max(1, int(round(w * short / float(h))))
+        else:
+            nh, nw = max(1, int(round(h * short / float(w)))), short
+        out = cv2.resize(np.ascontiguousarray(img), (nw, nh), interpolation=cv2.INTER_LINEAR)
+        y0, x0 = (nh - s) // 2, (nw - s) // 2
+        x = out[y0:y0 + s, x0:x0 + s].astype(np.float32)
+        x -= self._mean
+        x *= self._inv_std
+        return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
 def train_transform(cfg):
-    """Gluon transform of one decoded HWC uint8 RGB image for training (section 2.1).
-
-    Parameters
-    ----------
-    cfg : AugmentConfig
-
-    Returns
-    -------
-    mxnet.gluon.data.vision.transforms.Compose
-        Image (H, W, 3) uint8 -> normalized float32 tensor (3, input_size, input_size).
-
-    Notes
-    -----
-    Crop (Gluon's ``RandomResizedCrop``) and flip on the 8-bit image, then (step 1) conversion
-    to float32 on the 0-255 scale, color jitter (:func:`ColorJitter`, clipped to [0, 255] like
-    the 8-bit jitter of ``ImageRecordIter``), PCA lighting noise, scaling to [0, 1] and
-    normalization. All randomness comes from Python's ``random`` (none from MXNet's global
-    generator), which the class-folder loader seeds per sample.
-    """
-    from mxnet.gluon.data.vision import transforms
-    steps = [transforms.RandomResizedCrop(cfg.input_size, scale=tuple(cfg.random_area),
-                                          ratio=tuple(cfg.aspect_ratio))]       # step 2
-    if cfg.mirror:
-        steps.append(RandomFlip(0.5))                                            # step 3
-    steps.append(transforms.Cast('float32'))                                     # step 1
-    if cfg.brightness or cfg.contrast or cfg.saturation or cfg.hue:
-        steps.append(ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation,
-                                 cfg.hue))                                       # step 4
-    if cfg.pca_noise:
-        steps.append(PCALighting(cfg.pca_noise))                                 # step 5
-    steps += [transforms.ToTensor(), _normalize(cfg)]                            # step 6
-    return transforms.Compose(steps)
+    """:class:`TrainTransform` of ``cfg``."""
+    return TrainTransform(cfg)
 
 
 def val_transform(cfg):
-    """Gluon transform of one decoded HWC uint8 RGB image for validation (section 2.1).
-
-    Resize the shorter side to ``cfg.val_resize`` keeping the aspect ratio, center crop
-    ``cfg.input_size``, normalize; nothing random.
-
-    Parameters
-    ----------
-    cfg : AugmentConfig
-
-    Returns
-    -------
-    mxnet.gluon.data.vision.transforms.Compose
-    """
-    from mxnet.gluon.data.vision import transforms
-    return transforms.Compose([
-        transforms.Resize(cfg.val_resize, keep_ratio=True),
-        transforms.CenterCrop(cfg.input_size),
-        transforms.ToTensor(),
-        _normalize(cfg),
-    ])
+    """:class:`ValTransform` of ``cfg``."""
+    return ValTransform(cfg)
 
 
 def default_rec_paths(args, split):

@@ -1,31 +1,17 @@
-"""Class-folder data (no RecordIO needed): ``ImageFolderDataset`` + Gluon ``DataLoader``.
+"""Class-folder data (no RecordIO needed): ``root/<class>/<image>``.
 
-The transforms implement the same pipeline as the RecordIO path (section 2.1), see
-:func:`gluon_tricks.data.train_transform`. Sharding and seeds:
-
-* training: every epoch draws one permutation of the whole data set from ``(seed, epoch)``,
-  the same on every worker; part ``i`` takes positions ``i, i + P, i + 2P, ...`` of it, cut
-  to ``floor(n / P)`` samples, so the parts are disjoint, equally long, and change every epoch;
-* validation: part ``i`` takes samples ``i, i + P, ...`` in file order; the parts cover the data
-  set exactly once;
-* augmentation: each sample of each epoch gets its own seed, derived from
-  ``(seed, epoch, sample index)``, with which Python's ``random`` is seeded right before its
-  transform (every random draw of :func:`~gluon_tricks.data.train_transform` comes from
-  ``random``; the caller's ``random`` state is restored afterwards, MXNet's generator is not
-  touched). The augmented image of a sample in an epoch is thus the same whatever the number
-  of worker processes or parts.
+Folders and RecordIO files run through the same pipeline (:mod:`.pipeline`: sharding,
+per-sample seeds, the transforms of :mod:`.augment`); only the source of the encoded images
+differs.
 """
 import os
-import random
 
-import numpy as np
-
-from .augment import AugmentConfig, train_transform, val_transform
-from .base import (CorruptImageError, EmptyDatasetError, EpochLoader, LabelError,
-                   batches_per_epoch, derive_seed)
+from .augment import AugmentConfig
+from .base import CorruptImageError, EmptyDatasetError, LabelError
 from .im2rec import IMAGE_EXTENSIONS
+from .pipeline import ImageLoader
 
-__all__ = ['FolderLoader', 'ShardBatchSampler', 'SeededTransformDataset', 'open_image_folder']
+__all__ = ['FolderLoader', 'FolderSource', 'open_image_folder']
 
 
 def open_image_folder(root, classes=None):
@@ -74,117 +60,30 @@ def open_image_folder(root, classes=None):
     return ds
 
 
-class SeededTransformDataset(object):
-    """Decode + transform samples of an ``ImageFolderDataset``, seeding per sample.
+class FolderSource(object):
+    """The images of an ``ImageFolderDataset`` as encoded bytes (see :class:`.AugmentedDataset`)."""
 
-    ``dataset[i]`` gives the transformed sample ``i``; ``dataset[(i, s)]`` runs the transform
-    with Python's ``random`` seeded by ``s`` (see the module notes). Decoding errors
-    name the file. Returns ``(image NDArray (3, S, S) float32, label numpy.float32)``.
-
-    Parameters
-    ----------
-    folder : ImageFolderDataset
-    transform : callable
-        Gluon transform of an HWC uint8 image.
-    """
-
-    def __init__(self, folder, transform):
-        self._folder = folder
-        self._transform = transform
+    def __init__(self, folder):
+        self.items = list(folder.items)
 
     def __len__(self):
-        return len(self._folder.items)
+        return len(self.items)
 
-    def __getitem__(self, key):
-        import mxnet as mx
-        index, seed = key if isinstance(key, tuple) else (key, None)
-        path, label = self._folder.items[index]
+    def read(self, index):
+        path, label = self.items[index]
         try:
-            img = mx.image.imread(path, flag=1)
-        except mx.base.MXNetError as e:
-            raise CorruptImageError('cannot decode image %r (sample %d): %s'
-                                    % (path, index, str(e).strip().splitlines()[-1]))
-        if seed is None:
-            out = self._transform(img)
-        else:
-            state = random.getstate()
-            random.seed(seed)
-            try:
-                out = self._transform(img)
-            finally:
-                random.setstate(state)
-        return out, np.float32(label)
+            with open(path, 'rb') as f:
+                return label, f.read()
+        except OSError as e:
+            raise self.corrupt(index, str(e))
+
+    def corrupt(self, index, reason):
+        return CorruptImageError('cannot decode image %r (sample %d): %s'
+                                 % (self.items[index][0], index, reason))
 
 
-class ShardBatchSampler(object):
-    """Batches of sample indices for one part of the data, one epoch at a time.
-
-    Parameters
-    ----------
-    num_samples : int
-        Size of the whole data set.
-    batch_size : int
-    train : bool
-        Shuffle per epoch and attach per-sample augmentation seeds (see the module notes).
-    num_parts, part_index : int
-    seed : int
-    last_batch : {'discard', 'keep'}
-
-    Notes
-    -----
-    Set :attr:`epoch` before iterating. Training yields lists of ``(index, sample seed)``
-    tuples, validation lists of indices (both understood by :class:`SeededTransformDataset`).
-    """
-
-    def __init__(self, num_samples, batch_size, train, num_parts=1, part_index=0, seed=0,
-                 last_batch='discard'):
-        if not 0 <= part_index < num_parts:
-            raise ValueError('part_index must be in [0, num_parts), got %d of %d'
-                             % (part_index, num_parts))
-        self.num_samples = int(num_samples)
-        self.batch_size = int(batch_size)
-        self.train = bool(train)
-        self.num_parts, self.part_index = int(num_parts), int(part_index)
-        self.seed = int(seed)
-        self.last_batch = last_batch
-        self.epoch = 0
-        if self.train:
-            self.part_size = self.num_samples // self.num_parts
-        else:
-            self.part_size = len(range(self.part_index, self.num_samples, self.num_parts))
-
-    def indices(self, epoch):
-        """Sample indices of this part in epoch ``epoch`` (numpy array)."""
-        if not self.train:
-            return np.arange(self.part_index, self.num_samples, self.num_parts)
-        order = np.random.RandomState(derive_seed(self.seed, epoch, 0)).permutation(
-            self.num_samples)
-        return order[self.part_index::self.num_parts][:self.part_size]
-
-    def __len__(self):
-        return batches_per_epoch(self.part_size, self.batch_size, self.last_batch)
-
-    def batches(self, epoch):
-        """The list of batches (lists of keys) of epoch ``epoch``."""
-        idx = self.indices(epoch)
-        if self.train:
-            seeds = np.random.RandomState(derive_seed(self.seed, epoch, 1)).randint(
-                0, 2 ** 31 - 1, size=self.num_samples)
-            keys = [(int(i), int(seeds[i])) for i in idx]
-        else:
-            keys = [int(i) for i in idx]
-        return [keys[b * self.batch_size:(b + 1) * self.batch_size] for b in range(len(self))]
-
-    def __iter__(self):
-        return iter(self.batches(self.epoch))
-
-
-class FolderLoader(EpochLoader):
-    """Batches of a class-folder tree through Gluon transforms (section 2.1).
-
-    Iterating yields ``(data, label)``: ``data`` float32 NDArray (N, 3, S, S) normalized,
-    ``label`` float32 NDArray (N,). See :mod:`gluon_tricks.data.base` for the epoch and
-    last-batch conventions.
+class FolderLoader(ImageLoader):
+    """Batches of a class-folder tree (section 2.1); see :class:`.ImageLoader`.
 
     Parameters
     ----------
@@ -196,16 +95,18 @@ class FolderLoader(EpochLoader):
     aug : AugmentConfig, optional
         Default: the paper's.
     num_parts, part_index : int
-        Sharding (see the module notes).
+        Sharding (see :mod:`.pipeline`).
     seed : int
     num_workers : int
-        Worker processes of the ``DataLoader`` (0: decode in the main process).
+        Worker processes (0: decode in the calling process).
     classes : list of str, optional
         Label order (pass the training loader's ``classes`` to a validation loader).
     num_classes : int, optional
         Default: ``len(classes)``. Labels must be below it.
     last_batch : {'discard', 'keep'}, optional
         Default ``'discard'`` for training, ``'keep'`` for validation.
+    with_params : bool
+        Training batches also carry every sample's random draws (tests of the pipeline).
 
     Raises
     ------
@@ -216,9 +117,8 @@ class FolderLoader(EpochLoader):
     """
 
     def __init__(self, root, batch_size=256, train=True, aug=None, num_parts=1, part_index=0,
-                 seed=0, num_workers=4, classes=None, num_classes=None, last_batch=None):
-        from mxnet import gluon
-        self.aug = aug or AugmentConfig()
+                 seed=0, num_workers=4, classes=None, num_classes=None, last_batch=None,
+                 with_params=False):
         self.root = root
         self.folder = open_image_folder(root, classes)
         self.classes = list(self.folder.synsets)
@@ -227,21 +127,7 @@ class FolderLoader(EpochLoader):
         if len(self.classes) > num_classes:
             raise LabelError('%r has %d classes, more than num_classes=%d; set --num-classes '
                              'correctly' % (root, len(self.classes), num_classes))
-        transform = train_transform(self.aug) if train else val_transform(self.aug)
-        self.dataset = SeededTransformDataset(self.folder, transform)
-        self.sampler = ShardBatchSampler(len(self.dataset), batch_size, train, num_parts,
-                                         part_index, seed, last_batch or
-                                         ('discard' if train else 'keep'))
-        super(FolderLoader, self).__init__(batch_size, train, self.sampler.part_size,
-                                           num_classes, self.sampler.last_batch)
-        if len(self) == 0:
-            raise EmptyDatasetError('%s: part %d has %d samples, fewer than one batch of %d'
-                                    % (root, part_index, self.sampler.part_size, batch_size))
-        self._loader = gluon.data.DataLoader(self.dataset, batch_sampler=self.sampler,
-                                             num_workers=int(num_workers))
-
-    def iter_epoch(self, epoch):
-        """Iterate over epoch ``epoch`` (does not change :attr:`epoch`)."""
-        self.sampler.epoch = int(epoch)
-        for data, label in self._loader:
-            yield data, label.astype('float32', copy=False)
+        super(FolderLoader, self).__init__(FolderSource(self.folder), batch_size, train,
+                                           aug or AugmentConfig(), num_parts, part_index, seed,
+                                           num_workers, num_classes, last_batch, with_params,
+                                           name=root)

@@ -343,7 +343,7 @@ def _encode(job):
         return i, None, 'cannot encode: %s' % e
 
 
-def _bounded_map(fn, jobs, num_workers):
+def bounded_map(fn, jobs, num_workers):
     """``map`` over a thread pool keeping at most a few jobs in flight, results in order."""
     if num_workers <= 1:
         for job in jobs:
@@ -431,7 +431,7 @@ def pack_records(lst_path, root, rec_path=None, idx_path=None, resize=0, quality
     try:
         bar = tqdm(total=len(jobs), desc='pack %s' % os.path.basename(rec_path),
                    unit='img', disable=not progress)
-        for i, packed, reason in _bounded_map(_encode, jobs, max(1, int(num_workers))):
+        for i, packed, reason in bounded_map(_encode, jobs, max(1, int(num_workers))):
             if packed is None:
                 bad.append((rel_of[i], reason))
             else:

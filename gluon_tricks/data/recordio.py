@@ -1,48 +1,43 @@
-"""RecordIO data: ``mx.io.ImageRecordIter`` with the paper's augmentation (section 2.1).
+"""RecordIO data: the ``.rec``/``.idx`` files of MXNet's im2rec, read in Python.
 
-Facts about ``mx.io.ImageRecordIter`` (MXNet 1.9.1) this module is built on, each checked by
-``tests/test_data.py``:
+The records are read with plain file reads (:class:`RecordFile`: the RecordIO framing and the
+image-record header, checked record by record), decoded with OpenCV and augmented by the
+pipeline every source shares (:mod:`.pipeline`, :mod:`.augment`). ``mx.io.ImageRecordIter`` is
+not used, for three reasons found in MXNet 1.9.1 (``src/io/iter_image_recordio_2.cc``):
 
-* With an ``.idx`` file it reads records through dmlc's indexed splitter: ``num_parts`` /
-  ``part_index`` give contiguous blocks of ``ceil(n / num_parts)`` records (the last part
-  smaller), and ``shuffle=True`` permutes the records of the part with a generator seeded by
-  ``seed`` once at construction. The augmentation generators are seeded by ``seed_aug``
-  (without it every iterator starts from the same fixed seeds). This module therefore builds a
-  new iterator for every epoch, with both seeds derived from ``(seed, epoch, part)``: any epoch
-  can be reproduced exactly, independently of what came before.
-* The last incomplete batch: with ``round_batch=True`` (default) it is filled with samples from
-  the start of the data and ``batch.pad`` tells how many; with ``round_batch=False`` the filler
-  is stale memory and ``batch.pad`` wrongly reports 0. So ``round_batch=True`` is used and the
-  loader cuts the padded samples off (validation) or stops before that batch (training,
-  ``last_batch='discard'``).
-* Its random-resized crop resizes the crop into the buffer of the decoded image
-  (``cv::resize(res(roi), res, ...)``). When the stored image is exactly
-  ``input_size x input_size`` the buffer is reused while being read, and the augmented image
-  comes out corrupted (silently). :class:`RecordLoader` therefore refuses training data whose
-  sampled records have exactly the input size (:func:`find_input_sized_records`); store such
-  data at another size (e.g. the digits demo at 40 px for a 32 px input) or use class folders.
-* A record whose image cannot be decoded: the training pipeline raises ``MXNetError`` (an
-  OpenCV assertion) when its batch is fetched, which the loader re-raises as
-  :class:`~gluon_tricks.data.CorruptRecordError` naming the file; the validation pipeline
-  (``resize``) divides by the zero width of the empty image and kills the process with
-  SIGFPE. Neither can skip the record. Validation files are therefore decoded once before
-  use (:func:`verify_record_file`, cached in a ``<rec>.verified`` stamp that
-  :func:`~gluon_tricks.data.pack_records` also writes), and bad records are reported by key
-  so that the file can be repacked.
+* with ``seed_aug`` it re-seeds its augmenter for every record from the record's position
+  within the batch (``prnd->seed(idx + seed_aug + 111)``), so sample ``j`` of every batch of
+  an epoch gets the same crop, flip, colour and lighting draws; without ``seed_aug`` the
+  generators are seeded with fixed constants per decoding thread, and which thread takes which
+  record is decided by a race, so an epoch cannot be reproduced. Independent draws and exact
+  resume cannot both be had from it;
+* its random-resized crop resizes into the buffer it reads from when the stored image has
+  exactly the input size, returning corrupted images;
+* a record that does not decode kills the process (SIGFPE in the validation resize) and a
+  damaged file can crash its C++ reader, with no file named.
+
+Sharding, shuffling and the last batch follow :class:`.ShardBatchSampler` (the parts are
+strided slices of a per-epoch permutation of the whole file, so the ``.rec`` does not need to
+be shuffled when packed).
 """
 import os
+import struct
 
 import numpy as np
 
-from .augment import AugmentConfig, record_iter_kwargs
-from .base import (CorruptRecordError, EmptyDatasetError, EpochLoader, LabelError,
-                   derive_seed)
-from .im2rec import CLASSES_FILE, read_class_names, read_lst
+from .augment import AugmentConfig, decode_image
+from .base import CorruptRecordError, EmptyDatasetError, LabelError
+from .im2rec import CLASSES_FILE, bounded_map, read_class_names, read_lst
+from .pipeline import ImageLoader
 
-__all__ = ['RecordInfo', 'record_info', 'count_index', 'scan_record_labels', 'check_labels',
-           'verify_record_file', 'VerifyReport', 'rebuild_index', 'part_sizes', 'RecordLoader',
-           'find_input_sized_records', 'is_verified',
-           'write_verified_stamp']
+__all__ = ['RecordFile', 'RecordInfo', 'record_info', 'read_index', 'scan_record_labels',
+           'check_labels', 'verify_record_file', 'VerifyReport', 'rebuild_index',
+           'RecordLoader', 'is_verified', 'write_verified_stamp', 'RECORD_MAGIC']
+
+#: First word of every RecordIO record (dmlc ``RecordIOWriter::kMagic``).
+RECORD_MAGIC = 0xced7230a
+_FRAME = struct.Struct('<II')          # magic, (continuation flag << 29) | length
+_IR_HEADER = struct.Struct('<IfQQ')    # MXNet image record: flag, label, id, id2
 
 _HOW_TO_CREATE = ('create it with scripts/classification/prepare_imagenet.py (or '
                   'gluon_tricks.data.pack_class_folder, or MXNet\'s tools/im2rec.py, which '
@@ -65,28 +60,111 @@ def _require_idx(rec_path, idx_path):
                                                          rec_path, idx_path))
 
 
-def count_index(idx_path):
-    """Number of records listed in an ``.idx`` file (one ``key<TAB>offset`` per line).
-
-    Parameters
-    ----------
-    idx_path : str
+def read_index(idx_path):
+    """Keys and byte offsets of an ``.idx`` file (one ``key<TAB>offset`` per line), in order.
 
     Returns
     -------
-    int
+    (list of int, numpy.ndarray of int64)
     """
-    n = 0
+    keys, offsets = [], []
     with open(idx_path, 'rb') as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             parts = line.split()
-            if len(parts) != 2 or not parts[1].isdigit():
-                raise CorruptRecordError('%s line %d is not "key<TAB>offset": %r'
+            if len(parts) != 2 or not parts[0].lstrip(b'-').isdigit() or \
+                    not parts[1].isdigit():
+                raise CorruptRecordError('%s line %d is not "key<TAB>offset": %r; rebuild the '
+                                         'index with gluon_tricks.data.rebuild_index'
                                          % (idx_path, lineno, line[:80]))
-            n += 1
-    return n
+            keys.append(int(parts[0]))
+            offsets.append(int(parts[1]))
+    return keys, np.asarray(offsets, np.int64)
+
+
+class RecordFile(object):
+    """Random access to the image records of a ``.rec`` through its ``.idx``.
+
+    Plain ``os.pread`` on a descriptor opened per process (safe in forked data workers); the
+    framing is checked on every read (magic word, lengths inside the file, continuation
+    parts re-joined with the magic word between them, as dmlc's reader does), so a damaged
+    file gives a :class:`CorruptRecordError` naming it and the record, never a crash.
+
+    Parameters
+    ----------
+    rec_path, idx_path : str
+    """
+
+    def __init__(self, rec_path, idx_path):
+        self.rec_path, self.idx_path = rec_path, idx_path
+        self.keys, self.offsets = read_index(idx_path)
+        self.size = os.path.getsize(rec_path)
+        self._fd, self._pid = None, None
+
+    def __len__(self):
+        return len(self.keys)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state['_fd'], state['_pid'] = None, None
+        return state
+
+    def _descriptor(self):
+        if self._pid != os.getpid():
+            self._fd, self._pid = os.open(self.rec_path, os.O_RDONLY), os.getpid()
+        return self._fd
+
+    def corrupt(self, index, reason):
+        """The error for a bad record ``index`` (names the files and the way out)."""
+        err = CorruptRecordError(
+            '%s: record %d (key %s, byte %d): %s. Re-pack the data from the original images '
+            '(scripts/classification/prepare_imagenet.py); if only the index is wrong, '
+            'rebuild it with gluon_tricks.data.rebuild_index(%r, %r)'
+            % (self.rec_path, index, self.keys[index], self.offsets[index], reason,
+               self.rec_path, self.idx_path))
+        err.reason = reason
+        return err
+
+    def raw(self, index):
+        """The bytes of record ``index`` (what ``MXRecordIO.read`` returns)."""
+        fd, pos, parts = self._descriptor(), int(self.offsets[index]), []
+        while True:
+            head = os.pread(fd, 8, pos)
+            if len(head) < 8:
+                raise self.corrupt(index, 'the file ends inside a record header at byte %d '
+                                          '(truncated .rec, or an .idx of another file)' % pos)
+            magic, lrec = _FRAME.unpack(head)
+            cflag, length = lrec >> 29, lrec & ((1 << 29) - 1)
+            if magic != RECORD_MAGIC or (not parts and cflag not in (0, 1)):
+                raise self.corrupt(index, 'no record starts at byte %d (the .idx does not '
+                                          'match the .rec)' % pos)
+            if pos + 8 + length > self.size:
+                raise self.corrupt(index, 'the record needs %d bytes from byte %d but the file '
+                                          'has %d (truncated .rec)' % (length, pos + 8,
+                                                                       self.size))
+            parts.append(os.pread(fd, length, pos + 8))
+            pos += 8 + ((length + 3) // 4) * 4
+            if cflag in (0, 3):
+                return _FRAME.pack(RECORD_MAGIC, 0)[:4].join(parts)
+            # cflag 1 or 2: more parts follow; the writer dropped a magic word between them
+
+    def read(self, index):
+        """``(label, encoded image bytes)`` of record ``index``."""
+        data = self.raw(index)
+        if len(data) < _IR_HEADER.size:
+            raise self.corrupt(index, 'the record (%d bytes) is shorter than its header'
+                                      % len(data))
+        flag, label, _, _ = _IR_HEADER.unpack_from(data)
+        start = _IR_HEADER.size
+        if flag > 0:
+            labels = np.frombuffer(data, np.float32, flag, start)
+            start += 4 * flag
+            if flag != 1:
+                raise LabelError('%s: record %d has %d labels; single-label classification '
+                                 'needs one' % (self.rec_path, index, flag))
+            label = labels[0]
+        return float(label), data[start:]
 
 
 def check_labels(labels, num_classes, source):
@@ -135,30 +213,15 @@ def scan_record_labels(rec_path, idx_path=None, progress=True):
     numpy.ndarray of float32
         Labels in key order.
     """
-    import mxnet as mx
     from tqdm import tqdm
     idx_path = idx_path or os.path.splitext(rec_path)[0] + '.idx'
     _require_rec(rec_path)
     _require_idx(rec_path, idx_path)
-    reader = mx.recordio.MXIndexedRecordIO(idx_path, rec_path, 'r')
-    labels = []
-    try:
-        for key in tqdm(reader.keys, disable=not progress,
-                        desc='scan labels of %s (--num-classes or a .lst skips this)'
-                        % os.path.basename(rec_path)):
-            try:
-                header, _ = mx.recordio.unpack(reader.read_idx(key))
-            except Exception as e:  # noqa: BLE001
-                raise CorruptRecordError('%s: record %r cannot be read (%s); run '
-                                         'verify_record_file to list bad records'
-                                         % (rec_path, key, e))
-            label = np.asarray(header.label, dtype=np.float32).ravel()
-            if label.size != 1:
-                raise LabelError('%s: record %r has %d labels; single-label classification '
-                                 'needs one' % (rec_path, key, label.size))
-            labels.append(label[0])
-    finally:
-        reader.close()
+    records = RecordFile(rec_path, idx_path)
+    labels = [records.read(i)[0] for i in tqdm(
+        range(len(records)), disable=not progress,
+        desc='scan labels of %s (--num-classes or a .lst skips this)'
+        % os.path.basename(rec_path))]
     return np.asarray(labels, dtype=np.float32)
 
 
@@ -233,7 +296,7 @@ def record_info(rec_path, idx_path=None, num_classes=None, lst_path=None, scan=T
     idx_path = idx_path or stem + '.idx'
     _require_rec(rec_path)
     _require_idx(rec_path, idx_path)
-    n = count_index(idx_path)
+    n = len(read_index(idx_path)[0])
     if n == 0:
         raise EmptyDatasetError('%s lists no records' % idx_path)
     lst_path = lst_path or stem + '.lst'
@@ -289,24 +352,18 @@ class VerifyReport(object):
             self.num_records, len(self.bad), ', first: %r' % (self.bad[0],) if self.bad else '')
 
 
-def _check_record(item):
-    """Decode one raw record: returns (key, label or None, reason or None)."""
-    import cv2
-    import mxnet as mx
-    key, raw, num_classes = item
+def _check_record(records, index, num_classes):
+    """Read and decode one record: returns (key, label or None, reason or None)."""
+    key = records.keys[index]
     try:
-        header, payload = mx.recordio.unpack(raw)
-        label = np.asarray(header.label, dtype=np.float64).ravel()
-    except Exception as e:  # noqa: BLE001
-        return key, None, 'cannot unpack record: %s' % e
-    img = cv2.imdecode(np.frombuffer(payload, dtype=np.uint8), cv2.IMREAD_COLOR) \
-        if payload else None
-    if img is None or img.size == 0:
+        label, payload = records.read(index)
+    except (CorruptRecordError, LabelError) as e:
+        return key, None, getattr(e, 'reason', str(e))
+    if decode_image(payload) is None:
         return key, None, 'image does not decode (%d bytes)' % len(payload)
-    if label.size != 1 or label[0] != round(label[0]) or label[0] < 0 or (
-            num_classes is not None and label[0] >= num_classes):
-        return key, None, 'bad label %s' % label.tolist()
-    return key, int(label[0]), None
+    if label != round(label) or label < 0 or (num_classes is not None and label >= num_classes):
+        return key, None, 'bad label %r' % label
+    return key, int(label), None
 
 
 def _stamp_path(rec_path):
@@ -372,38 +429,25 @@ def verify_record_file(rec_path, idx_path=None, num_classes=None, progress=True,
     Notes
     -----
     A record is bad when it cannot be read or unpacked, its image does not decode with OpenCV
-    (what ``ImageRecordIter`` fails on), or its label is not a valid class index. Truncated
+    (what the training loader fails on), or its label is not a valid class index. Truncated
     JPEGs that OpenCV still decodes (with a warning) are not reported, as they do not stop
     training. A clean file gets a ``<rec>.verified`` stamp (:func:`write_verified_stamp`).
     """
-    import mxnet as mx
     from tqdm import tqdm
-    from .im2rec import _bounded_map
     idx_path = idx_path or os.path.splitext(rec_path)[0] + '.idx'
     _require_rec(rec_path)
     _require_idx(rec_path, idx_path)
-    reader = mx.recordio.MXIndexedRecordIO(idx_path, rec_path, 'r')
+    records = RecordFile(rec_path, idx_path)
+    keys = records.keys
     bad, counts = [], {}
-    try:
-        keys = list(reader.keys)
-
-        def raw_records():
-            for key in keys:
-                try:
-                    yield key, reader.read_idx(key), num_classes
-                except Exception:  # noqa: BLE001 - reported as a bad record
-                    yield key, b'', num_classes  # unpack fails -> reported
-
-        for key, label, reason in tqdm(_bounded_map(_check_record, raw_records(),
-                                                    max(1, int(num_workers))),
-                                       total=len(keys), disable=not progress,
-                                       desc='verify %s' % os.path.basename(rec_path)):
-            if reason is not None:
-                bad.append((key, reason))
-            else:
-                counts[label] = counts.get(label, 0) + 1
-    finally:
-        reader.close()
+    for key, label, reason in tqdm(bounded_map(lambda i: _check_record(records, i, num_classes),
+                                               range(len(records)), max(1, int(num_workers))),
+                                   total=len(keys), disable=not progress,
+                                   desc='verify %s' % os.path.basename(rec_path)):
+        if reason is not None:
+            bad.append((key, reason))
+        else:
+            counts[label] = counts.get(label, 0) + 1
     report = VerifyReport(len(keys), bad, counts)
     if not bad:
         write_verified_stamp(rec_path, idx_path, len(keys))
@@ -468,70 +512,8 @@ def rebuild_index(rec_path, idx_path=None, progress=True):
     return n
 
 
-def find_input_sized_records(rec_path, idx_path, input_size, num_checked=16):
-    """Keys of sampled records whose image is exactly ``input_size x input_size``.
-
-    Such records are corrupted by ``ImageRecordIter``'s random-resized crop (see the module
-    notes). ``num_checked`` records spread evenly over the file are decoded.
-
-    Parameters
-    ----------
-    rec_path, idx_path : str
-    input_size : int
-    num_checked : int
-
-    Returns
-    -------
-    list
-        Keys of the offending records among those checked.
-    """
-    import cv2
-    import mxnet as mx
-    reader = mx.recordio.MXIndexedRecordIO(idx_path, rec_path, 'r')
-    found = []
-    try:
-        keys = list(reader.keys)
-        picks = sorted(set(np.linspace(0, len(keys) - 1, min(num_checked, len(keys)))
-                           .round().astype(int).tolist()))
-        for p in picks:
-            try:
-                _, payload = mx.recordio.unpack(reader.read_idx(keys[p]))
-                img = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_COLOR)
-            except Exception:  # noqa: BLE001 - bad records are reported elsewhere
-                continue
-            if img is not None and img.shape[0] == img.shape[1] == input_size:
-                found.append(keys[p])
-    finally:
-        reader.close()
-    return found
-
-
-def part_sizes(num_samples, num_parts):
-    """Records in each part as ``ImageRecordIter`` splits an indexed file.
-
-    dmlc's indexed splitter gives part ``i`` the records
-    ``[i * step, min((i + 1) * step, n))`` with ``step = ceil(n / num_parts)``.
-
-    Parameters
-    ----------
-    num_samples : int
-    num_parts : int
-
-    Returns
-    -------
-    list of int
-    """
-    step = -(-num_samples // num_parts)
-    return [max(0, min(num_samples, (i + 1) * step) - min(num_samples, i * step))
-            for i in range(num_parts)]
-
-
-class RecordLoader(EpochLoader):
-    """Batches of a RecordIO file through ``mx.io.ImageRecordIter`` (section 2.1).
-
-    Iterating yields ``(data, label)``: ``data`` float32 NDArray (N, 3, S, S) normalized,
-    ``label`` float32 NDArray (N,). See :mod:`gluon_tricks.data.base` for the epoch and
-    last-batch conventions.
+class RecordLoader(ImageLoader):
+    """Batches of a RecordIO file (section 2.1); see :class:`.ImageLoader`.
 
     Parameters
     ----------
@@ -546,157 +528,56 @@ class RecordLoader(EpochLoader):
     aug : AugmentConfig, optional
         Default: the paper's.
     num_parts, part_index : int
-        Sharding for distributed training (e.g. Horovod size and rank). The parts are
-        contiguous blocks of the file (see :func:`part_sizes`); each part is shuffled within
-        itself every epoch. The training loader of every part yields
-        ``floor(min(part_sizes) / batch_size)`` batches, so that all workers take the same
-        number of steps.
+        Sharding for distributed training (Horovod size and rank; see :mod:`.pipeline`).
     seed : int
-        Base seed; epoch ``e`` uses seeds derived from ``(seed, e, part_index)``.
+        Base seed of the order and of every sample's augmentation.
     num_workers : int
-        Decoding threads of the iterator (``preprocess_threads``).
+        Worker processes (0: decode in the calling process).
     num_classes : int, optional
         Default: from the data (:func:`record_info`).
     last_batch : {'discard', 'keep'}, optional
-        Default ``'discard'`` for training and ``'keep'`` for validation (every sample of the
-        part exactly once; the last batch is smaller, padding is cut off).
+        Default ``'discard'`` for training and ``'keep'`` for validation.
     info : RecordInfo, optional
         Reuse a :func:`record_info` result.
     check_label_range : bool
-        Check each batch's labels against ``num_classes`` (cheap; catches a wrong
-        ``--num-classes`` that the ``.lst`` could not, e.g. without a ``.lst``).
-    prefetch_buffer : int
-        Batches the iterator decodes ahead.
+        Check each batch's labels against ``num_classes`` (catches a wrong ``--num-classes``
+        that no ``.lst`` could, e.g. without a ``.lst``).
     progress : bool
-        Progress bar of a label scan, if one is needed.
-    check_image_size : bool
-        For training, refuse data whose images have exactly the input size, which
-        ``ImageRecordIter`` corrupts (see the module notes; a sample of records is checked).
+        Progress bar of a label scan or verification, if one is needed.
     verify : {'auto', True, False}
         Decode every record once before use (:func:`verify_record_file`, cached in a
         ``<rec>.verified`` stamp; files written by :func:`pack_records` come stamped).
-        ``'auto'``: for validation only. This matters for validation: on an undecodable record
-        ``ImageRecordIter``'s resize divides by the zero image width and the process dies
-        with SIGFPE instead of raising; the training pipeline raises an exception instead.
+        ``'auto'``: for validation only, so that a bad record is found before training
+        rather than at the end of the first epoch.
+    with_params : bool
+        Training batches also carry every sample's random draws (tests of the pipeline).
 
-    Notes
-    -----
-    The yielded arrays live in the iterator's buffers, which it reuses ``prefetch_buffer``
-    batches later: consume them (or ``.copy()``) before then.
-
-    Corrupt records are errors, never skipped (``ImageRecordIter`` cannot skip them): the
-    training loader raises :class:`CorruptRecordError` when the batch holding one is reached,
-    the validation loader when it is built (``verify``); :func:`verify_record_file` lists
-    them by key, to repack the data.
+    Raises
+    ------
+    CorruptRecordError
+        A record that cannot be read or decoded, naming the file and the record.
     """
 
     def __init__(self, rec_path, idx_path=None, batch_size=256, train=True, aug=None,
                  num_parts=1, part_index=0, seed=0, num_workers=4, num_classes=None,
-                 last_batch=None, info=None, check_label_range=True, prefetch_buffer=4,
-                 progress=True, check_image_size=True, verify='auto'):
-        if not 0 <= part_index < num_parts:
-            raise ValueError('part_index must be in [0, num_parts), got %d of %d'
-                             % (part_index, num_parts))
-        self.aug = aug or AugmentConfig()
+                 last_batch=None, info=None, check_label_range=True, progress=True,
+                 verify='auto', with_params=False):
         self.info = info or record_info(rec_path, idx_path, num_classes, progress=progress)
         self.rec_path, self.idx_path = self.info.rec_path, self.info.idx_path
         self.classes = self.info.classes
-        num_classes = num_classes if num_classes is not None else self.info.num_classes
-        sizes = part_sizes(self.info.num_samples, num_parts)
-        if min(sizes) == 0:
-            raise EmptyDatasetError('%s has %d records, too few for %d parts'
-                                    % (self.rec_path, self.info.num_samples, num_parts))
-        self.part_sizes = sizes
-        self.num_parts, self.part_index = int(num_parts), int(part_index)
-        self.seed = int(seed)
-        self.num_workers = max(1, int(num_workers))
         self.check_label_range = check_label_range
-        self.prefetch_buffer = int(prefetch_buffer)
-        self._iter_kwargs = record_iter_kwargs(self.aug, train)   # fail early (e.g. hue)
-        super(RecordLoader, self).__init__(batch_size, train, sizes[part_index], num_classes,
-                                           last_batch)
-        if train and self.last_batch == 'discard':
-            # the same number of steps on every part (distributed training must not diverge)
-            self._num_batches = min(sizes) // self.batch_size
-        if len(self) == 0:
-            raise EmptyDatasetError('%s: part %d has %d samples, fewer than one batch of %d'
-                                    % (self.rec_path, part_index, sizes[part_index],
-                                       self.batch_size))
         if verify is True or (verify == 'auto' and not train):
             if not is_verified(self.rec_path, self.idx_path):
                 # labels are checked separately (LabelError), keep the stamp label-agnostic
                 verify_record_file(self.rec_path, self.idx_path, None, progress=progress,
-                                   raise_on_error=True, num_workers=self.num_workers)
-        if train and check_image_size:
-            same = find_input_sized_records(self.rec_path, self.idx_path, self.aug.input_size)
-            if same:
-                raise ValueError(
-                    '%s: records %s hold images of exactly %dx%d, the input size. '
-                    'mx.io.ImageRecordIter (MXNet 1.9) resizes the random crop into the '
-                    'buffer it reads from when the image already has the output size, and '
-                    'returns corrupted images. Repack the data at another size (e.g. '
-                    'make_digits_dataset(image_size=40) for --input-size 32), use class '
-                    'folders, or pass check_image_size=False if you know better'
-                    % (self.rec_path, same[:5], self.aug.input_size, self.aug.input_size))
+                                   raise_on_error=True, num_workers=max(1, num_workers))
+        super(RecordLoader, self).__init__(
+            RecordFile(self.rec_path, self.idx_path), batch_size, train,
+            aug or AugmentConfig(), num_parts, part_index, seed, num_workers,
+            num_classes if num_classes is not None else self.info.num_classes, last_batch,
+            with_params, name=self.rec_path)
 
-    def make_iter(self, epoch):
-        """The ``mx.io.ImageRecordIter`` of epoch ``epoch`` (a fresh one, seeded for it)."""
-        import mxnet as mx
-        kwargs = dict(self._iter_kwargs)
-        if self.train:
-            kwargs.update(shuffle=True,
-                          seed=derive_seed(self.seed, epoch, self.part_index, 0),
-                          seed_aug=derive_seed(self.seed, epoch, self.part_index, 1))
-        else:
-            kwargs.update(shuffle=False)
-        try:
-            return mx.io.ImageRecordIter(
-                path_imgrec=self.rec_path, path_imgidx=self.idx_path,
-                data_shape=(3, self.aug.input_size, self.aug.input_size),
-                batch_size=self.batch_size, label_width=1,
-                num_parts=self.num_parts, part_index=self.part_index,
-                preprocess_threads=self.num_workers, prefetch_buffer=self.prefetch_buffer,
-                round_batch=True, verbose=False, **kwargs)
-        except mx.base.MXNetError as e:  # it decodes the first batch when built
-            raise self._decode_error(e, epoch, 0)
-
-    def _decode_error(self, err, epoch, batch):
-        return CorruptRecordError(
-            '%s: a record of batch %d (epoch %d, part %d) cannot be decoded (%s). Find the '
-            'bad records with gluon_tricks.data.verify_record_file(%r, %r) and repack the data'
-            % (self.rec_path, batch, epoch, self.part_index, _first_line(err), self.rec_path,
-               self.idx_path))
-
-    def iter_epoch(self, epoch):
-        """Iterate over epoch ``epoch`` (does not change :attr:`epoch`)."""
-        import mxnet as mx
-        it = self.make_iter(epoch)
-        n = self.num_samples
-        for b in range(len(self)):
-            try:
-                batch = it.next()
-            except StopIteration:
-                raise CorruptRecordError('%s ended after %d of %d batches: the .rec and %s '
-                                         'disagree' % (self.rec_path, b, len(self),
-                                                       self.idx_path))
-            except mx.base.MXNetError as e:
-                raise self._decode_error(e, epoch, b)
-            data, label = batch.data[0], batch.label[0]
-            expected_pad = max(0, (b + 1) * self.batch_size - n)
-            if batch.pad != expected_pad:
-                raise RuntimeError('%s: batch %d has pad %d, expected %d; the record count of %s '
-                                   'is wrong' % (self.rec_path, b, batch.pad, expected_pad,
-                                                 self.idx_path))
-            if batch.pad:
-                valid = self.batch_size - batch.pad
-                data, label = data[:valid], label[:valid]
-            if self.check_label_range:
-                check_labels(label.asnumpy(), self.num_classes,
-                             '%s (epoch %d, batch %d)' % (self.rec_path, epoch, b))
-            yield data, label
-
-
-def _first_line(err):
-    lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
-    msg = [ln for ln in lines if 'Error' in ln or 'error' in ln]
-    return (msg[-1] if msg else lines[-1] if lines else repr(err)).strip()
+    def check_batch(self, label, epoch, batch):
+        if self.check_label_range:
+            check_labels(label.asnumpy(), self.num_classes,
+                         '%s (epoch %d, batch %d)' % (self.rec_path, epoch, batch))

@@ -1,0 +1,195 @@
+"""From a source of encoded images to batches: sharding, per-sample seeds, workers.
+
+Both image sources (RecordIO files and class folders) run through the same three pieces:
+
+* :class:`ShardBatchSampler` chooses the samples of each batch of a part (a Horovod rank):
+  for training, every epoch draws one permutation of the whole data set from
+  ``(seed, epoch)``, the same on every rank; part ``i`` takes positions ``i, i + P, ...`` of
+  it, cut to ``floor(n / P)`` samples, so the parts are disjoint, equally long and change
+  every epoch. For validation, part ``i`` takes samples ``i, i + P, ...`` in file order; the
+  parts cover the data set exactly once. Each training key carries a seed of its own, drawn
+  for every sample of the data set from ``(seed, epoch)``.
+* :class:`AugmentedDataset` decodes a sample and, for training, augments it with a
+  ``numpy.random.Generator`` seeded by ``(sample seed, sample index)``: every draw of every
+  sample is independent of its position in the batch, of the batch, of the epoch and of the
+  rank, and depends on nothing else, so epoch ``e`` is reproduced exactly by a resumed run,
+  whatever the number of worker processes.
+* :class:`ImageLoader` runs them in Gluon's ``DataLoader`` (worker processes).
+"""
+import os
+
+import numpy as np
+
+from .augment import PARAM_FIELDS, TrainTransform, ValTransform, decode_image
+from .base import EmptyDatasetError, EpochLoader, batches_per_epoch, derive_seed
+
+__all__ = ['ShardBatchSampler', 'AugmentedDataset', 'ImageLoader']
+
+
+class ShardBatchSampler(object):
+    """Batches of sample indices for one part of the data, one epoch at a time.
+
+    Parameters
+    ----------
+    num_samples : int
+        Size of the whole data set.
+    batch_size : int
+    train : bool
+        Shuffle per epoch and attach per-sample seeds (see the module notes).
+    num_parts, part_index : int
+    seed : int
+    last_batch : {'discard', 'keep'}
+
+    Notes
+    -----
+    Set :attr:`epoch` before iterating. Training yields lists of ``(index, sample seed)``
+    tuples, validation lists of indices.
+    """
+
+    def __init__(self, num_samples, batch_size, train, num_parts=1, part_index=0, seed=0,
+                 last_batch='discard'):
+        if not 0 <= part_index < num_parts:
+            raise ValueError('part_index must be in [0, num_parts), got %d of %d'
+                             % (part_index, num_parts))
+        self.num_samples = int(num_samples)
+        self.batch_size = int(batch_size)
+        self.train = bool(train)
+        self.num_parts, self.part_index = int(num_parts), int(part_index)
+        self.seed = int(seed)
+        self.last_batch = last_batch
+        self.epoch = 0
+        if self.train:
+            self.part_size = self.num_samples // self.num_parts
+        else:
+            self.part_size = len(range(self.part_index, self.num_samples, self.num_parts))
+
+    def indices(self, epoch):
+        """Sample indices of this part in epoch ``epoch`` (numpy array)."""
+        if not self.train:
+            return np.arange(self.part_index, self.num_samples, self.num_parts)
+        order = np.random.RandomState(derive_seed(self.seed, epoch, 0)).permutation(
+            self.num_samples)
+        return order[self.part_index::self.num_parts][:self.part_size]
+
+    def __len__(self):
+        return batches_per_epoch(self.part_size, self.batch_size, self.last_batch)
+
+    def batches(self, epoch):
+        """The list of batches (lists of keys) of epoch ``epoch``."""
+        idx = self.indices(epoch)
+        if self.train:
+            seeds = np.random.RandomState(derive_seed(self.seed, epoch, 1)).randint(
+                0, 2 ** 31 - 1, size=self.num_samples)
+            keys = [(int(i), int(seeds[i])) for i in idx]
+        else:
+            keys = [int(i) for i in idx]
+        return [keys[b * self.batch_size:(b + 1) * self.batch_size] for b in range(len(self))]
+
+    def __iter__(self):
+        return iter(self.batches(self.epoch))
+
+
+class AugmentedDataset(object):
+    """Decoded and transformed samples of a source, seeded per sample.
+
+    ``dataset[i]`` gives validation sample ``i``; ``dataset[(i, s)]`` training sample ``i``
+    with the generator ``numpy.random.default_rng([s, i])``. Returns ``(float32 (3, S, S),
+    float32 label)``, plus the float32 draws in :data:`~gluon_tricks.data.augment.PARAM_FIELDS`
+    order when ``with_params`` (training only; for the statistical tests of the pipeline).
+
+    Parameters
+    ----------
+    source : object
+        ``len(source)``, ``source.read(i) -> (label, encoded image bytes)`` and
+        ``source.corrupt(i, reason) -> Exception`` (an error naming the file and sample).
+    transform : TrainTransform or ValTransform
+    with_params : bool
+    """
+
+    def __init__(self, source, transform, with_params=False):
+        self._source = source
+        self._transform = transform
+        self._train = isinstance(transform, TrainTransform)
+        self._with_params = bool(with_params and self._train)
+        self._pid = None
+
+    def __len__(self):
+        return len(self._source)
+
+    def __getitem__(self, key):
+        if self._pid != os.getpid():       # a worker process: one OpenCV thread each
+            import cv2
+            cv2.setNumThreads(1)
+            self._pid = os.getpid()
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        label, buf = self._source.read(index)
+        img = decode_image(buf)
+        if img is None:
+            raise self._source.corrupt(index, 'the image does not decode (%d bytes)' % len(buf))
+        if not self._train:
+            return self._transform(img), np.float32(label)
+        out, params = self._transform(img, np.random.default_rng([seed, index]))
+        if self._with_params:
+            return out, np.float32(label), np.asarray(params.vector(*img.shape[:2]), np.float32)
+        return out, np.float32(label)
+
+
+class ImageLoader(EpochLoader):
+    """Batches of an image source through the paper's transforms (section 2.1).
+
+    Iterating yields ``(data, label)``: float32 NDArrays (N, 3, S, S) normalized and (N,);
+    with ``with_params``, training batches also carry the (N, len(PARAM_FIELDS)) draws.
+    See :mod:`gluon_tricks.data.base` for the epoch and last-batch conventions.
+
+    Parameters
+    ----------
+    source : object
+        See :class:`AugmentedDataset`.
+    batch_size : int
+        Per-part batch size.
+    train : bool
+    aug : AugmentConfig
+    num_parts, part_index : int
+        Sharding (see the module notes).
+    seed : int
+    num_workers : int
+        Worker processes of Gluon's ``DataLoader`` (0: decode in the calling process).
+    num_classes : int
+    last_batch : {'discard', 'keep'}, optional
+    with_params : bool
+    name : str
+        Names the data in error messages (file or folder).
+    """
+
+    def __init__(self, source, batch_size, train, aug, num_parts, part_index, seed,
+                 num_workers, num_classes, last_batch=None, with_params=False, name=''):
+        from mxnet import gluon
+        self.aug = aug
+        transform = TrainTransform(aug) if train else ValTransform(aug)
+        self.dataset = AugmentedDataset(source, transform, with_params)
+        self.sampler = ShardBatchSampler(len(source), batch_size, train, num_parts, part_index,
+                                         seed, last_batch or ('discard' if train else 'keep'))
+        super(ImageLoader, self).__init__(batch_size, train, self.sampler.part_size,
+                                          num_classes, self.sampler.last_batch)
+        if len(self) == 0:
+            raise EmptyDatasetError('%s: part %d of %d has %d samples, fewer than one batch of '
+                                    '%d' % (name, part_index, num_parts, self.sampler.part_size,
+                                            batch_size))
+        self.num_workers = max(0, int(num_workers))
+        self._loader = gluon.data.DataLoader(self.dataset, batch_sampler=self.sampler,
+                                             num_workers=self.num_workers)
+
+    #: Columns of the draws yielded with ``with_params``.
+    param_fields = PARAM_FIELDS
+
+    def iter_epoch(self, epoch):
+        """Iterate over epoch ``epoch`` (does not change :attr:`epoch`)."""
+        self.sampler.epoch = int(epoch)
+        for b, batch in enumerate(self._loader):
+            batch = list(batch)
+            batch[1] = batch[1].astype('float32', copy=False)
+            self.check_batch(batch[1], epoch, b)
+            yield tuple(batch)
+
+    def check_batch(self, label, epoch, batch):
+        """Hook for per-batch label checks (RecordIO labels are only known when read)."""
