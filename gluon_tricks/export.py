@@ -5,6 +5,8 @@ import os
 import mxnet as mx
 import numpy as np
 
+from .model_zoo.io import gluoncv_param_names
+
 __all__ = ['export_model', 'load_exported', 'preprocess_image']
 
 
@@ -12,6 +14,13 @@ def export_model(net, prefix, input_size=224, crop_ratio=0.875, mean=None, std=N
                  class_names=None, model_name=None):
     """Hybridize ``net`` and write ``prefix-symbol.json``, ``prefix-0000.params`` and
     ``prefix-meta.json`` (input size, normalisation and class names for inference).
+
+    For a model GluonCV also has, the parameters (the symbol's variables and the ``arg:``/
+    ``aux:`` keys) take the names of GluonCV's export of that model (see
+    :func:`gluon_tricks.model_zoo.io.gluoncv_param_names`): GluonCV's ``-symbol.json`` loads
+    our ``-0000.params`` with ``SymbolBlock.imports`` (strict) and the reverse, and the names
+    no longer depend on how many models the process built. ``meta['param_names']`` says
+    ``'gluoncv'`` or ``'gluon_tricks'`` (Gluon's own names).
 
     Parameters
     ----------
@@ -39,7 +48,11 @@ def export_model(net, prefix, input_size=224, crop_ratio=0.875, mean=None, std=N
     ctx = next(iter(net.collect_params().values())).list_ctx()[0]  # e.g. a GPU
     net(mx.nd.zeros((1, 3, input_size, input_size), ctx=ctx))
     net.export(prefix, epoch=0)
+    names = gluoncv_param_names(net, model_name)
+    if names:
+        _rename_exported(prefix, names)
     meta = {'model': model_name or getattr(net, 'model_name', None),
+            'param_names': 'gluoncv' if names else 'gluon_tricks',
             'input_size': input_size, 'crop_ratio': crop_ratio,
             'mean': list(mean or (123.68, 116.779, 103.939)),
             'std': list(std or (58.393, 57.12, 57.375)),
@@ -48,6 +61,19 @@ def export_model(net, prefix, input_size=224, crop_ratio=0.875, mean=None, std=N
         json.dump(meta, f, indent=1)
     return {'symbol': prefix + '-symbol.json', 'params': prefix + '-0000.params',
             'meta': prefix + '-meta.json'}
+
+
+def _rename_exported(prefix, names):
+    """Rename the parameters of an export: the symbol's variables and the params' keys."""
+    with open(prefix + '-symbol.json') as f:
+        graph = json.load(f)
+    for node in graph['nodes']:
+        if node['op'] == 'null' and node['name'] in names:
+            node['name'] = names[node['name']]
+    mx.sym.load_json(json.dumps(graph)).save(prefix + '-symbol.json')
+    path = prefix + '-0000.params'
+    arrays = mx.nd.load(path)
+    mx.nd.save(path, {k[:4] + names.get(k[4:], k[4:]): v for k, v in arrays.items()})
 
 
 def load_exported(prefix, ctx=None):

@@ -5,10 +5,10 @@ import mxnet as mx
 
 from ._registry import get_model
 
-__all__ = ['classes_in_params', 'load_model']
+__all__ = ['classes_in_params', 'load_model', 'gluoncv_param_names']
 
-# classifier weight keys: ours / GluonCV ResNetV1b ('fc'), GluonCV ResNetV1, MobileNet,
-# Inception ('output')
+# classifier weight keys: ours / GluonCV ResNetV1b ('fc'), GluonCV ResNetV1 (our resnet*_v1
+# saves in its layout), MobileNet, Inception ('output')
 _CLASSIFIER_KEYS = ('fc.weight', 'output.weight')
 
 
@@ -71,3 +71,45 @@ def load_model(name, params_file, ctx=None, classes=None, **kwargs):
     except AssertionError as err:  # Gluon's own message for missing/extra keys
         raise ValueError('%s does not fit model %s: %s' % (params_file, name, str(err)[:500]))
     return net
+
+
+def gluoncv_param_names(net, name=None):
+    """The full names (``resnetv1d_conv0_weight``, the keys of an export) that GluonCV's
+    same-named model, built first in its process, gives the parameters of ``net``.
+
+    Full names come from a global counter (the third ResNet-A of a process is
+    ``resnetv12_``); GluonCV's model is built in a fresh ``mx.name.NameManager`` so the names
+    are those of GluonCV's own export (``resnetv10_``). Our structural names, as saved
+    (``net.file_keys()`` where a model defines it), pair the parameters.
+
+    Parameters
+    ----------
+    net : mxnet.gluon.HybridBlock
+        A zoo model.
+    name : str, optional
+        Its zoo name (default ``net.model_name``).
+
+    Returns
+    -------
+    dict or None
+        Our full name -> GluonCV's; None when GluonCV (or its model ``name``) is not there or
+        the structural names differ (a model GluonCV does not have, or other options).
+    """
+    name = (name or getattr(net, 'model_name', None) or '').lower()
+    try:
+        import gluoncv
+    except ImportError:
+        return None
+    if name not in gluoncv.model_zoo.get_model_list():
+        return None
+    with mx.name.NameManager():  # counters from 0, as in a fresh process
+        ref = gluoncv.model_zoo.get_model(name, pretrained=False)
+    theirs = {k: p.name for k, p in ref._collect_params_with_prefix().items()}
+    ours = net._collect_params_with_prefix()
+    keys = net.file_keys() if hasattr(net, 'file_keys') else {k: k for k in ours}
+    if sorted(keys.values()) != sorted(theirs):
+        return None
+    names = {p.name: theirs[keys[k]] for k, p in ours.items()}
+    if len(set(names.values())) != len(names):  # shared parameters: no one-to-one renaming
+        return None
+    return names

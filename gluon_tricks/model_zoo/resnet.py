@@ -13,9 +13,11 @@ points:
 ======================  ==========================================================
 
 The children are named as in GluonCV's ``ResNetV1b`` (``conv1``, ``bn1``, ``layer1`` ...
-``fc``), so ``.params`` files saved by GluonCV's same-named model load directly. GluonCV's
-ResNet-A (``resnet*_v1``) uses another layout (``features.N``/``output``); its files are
-translated on load, see :meth:`ResNetV1.load_parameters`.
+``fc``), so ``.params`` files load both ways between a ``_v1b`` ... ``_v1s`` model and GluonCV's
+same-named one. GluonCV's ResNet-A (``resnet*_v1``, class ``ResNetV1``) uses another layout
+(``features.N``/``output``): our ``resnet*_v1`` writes its files in that layout
+(:meth:`ResNetV1.save_parameters`) and reads both (:meth:`ResNetV1.load_parameters`), through
+one name table (``_V1_TOP``/``_V1_BODY``) read in either direction.
 """
 import functools
 import re
@@ -172,15 +174,24 @@ class ResNetV1(HybridBlock):
         BN uses its running statistics in training too (frozen BN for detection).
     final_drop : float, default 0.0
         Dropout before the classifier.
+    save_layout : {'v1b', 'gluoncv_v1'}, default 'v1b'
+        Keys of the files that :meth:`save_parameters` writes: our children's names (those of
+        GluonCV's ``ResNetV1b``), or GluonCV's ``ResNetV1`` layout (``features.N``/``output``,
+        the ``resnet*_v1`` default) so that GluonCV's ``resnet*_v1`` loads them.
+        :meth:`load_parameters` reads both.
     """
 
     def __init__(self, block, layers, classes=1000, stem_type='default', stem_width=32,
                  avg_down=False, stride_on_1x1=False, conv_bias=False, last_gamma=False,
                  dilated=False, norm_layer=nn.BatchNorm, norm_kwargs=None,
-                 use_global_stats=False, final_drop=0.0, **kwargs):
+                 use_global_stats=False, final_drop=0.0, save_layout='v1b', **kwargs):
         super(ResNetV1, self).__init__(**kwargs)
         if stem_type not in ('default', 'deep'):
             raise ValueError("stem_type must be 'default' or 'deep', got %r" % (stem_type,))
+        if save_layout not in ('v1b', 'gluoncv_v1'):
+            raise ValueError("save_layout must be 'v1b' or 'gluoncv_v1', got %r"
+                             % (save_layout,))
+        self._save_layout = save_layout
         if len(layers) != 4:
             raise ValueError('layers must list 4 stage depths, got %r' % (layers,))
         norm_kwargs = dict(norm_kwargs or {})
@@ -264,13 +275,38 @@ class ResNetV1(HybridBlock):
         return [b for layer in (self.layer1, self.layer2, self.layer3, self.layer4)
                 for b in layer]
 
+    def file_keys(self):
+        """Structural name (``layer1.0.conv2.weight``) -> the key that :meth:`save_parameters`
+        writes it under (``features.4.0.body.3.weight`` for the ``'gluoncv_v1'`` layout)."""
+        keys = self._collect_params_with_prefix()
+        if self._save_layout == 'gluoncv_v1':
+            return {k: _v1_key(k, to_gluoncv=True) for k in keys}
+        return {k: k for k in keys}
+
+    def save_parameters(self, filename, deduplicate=False):
+        """:meth:`mxnet.gluon.Block.save_parameters` under the keys of :meth:`file_keys`.
+
+        ``resnet*_v1`` writes GluonCV's ``ResNetV1`` layout, so the file loads strictly into
+        GluonCV's same-named model; every other variant writes our (= GluonCV's
+        ``ResNetV1b``) names. Saving a larger network that contains this one is unaffected.
+        """
+        params = self._collect_params_with_prefix()
+        if deduplicate:  # as MXNet: a shared parameter is stored once
+            reverse = {v: k for k, v in params.items()}
+            params = {k: v for v, k in reverse.items()}
+        keys = self.file_keys()
+        arg_dict = {keys[k]: v._reduce() for k, v in params.items()}
+        save_fn = mx.npx.save if mx.util.is_np_array() else mx.nd.save
+        save_fn(filename, arg_dict)
+
     def load_parameters(self, filename, ctx=None, allow_missing=False, ignore_extra=False,
                         cast_dtype=False, dtype_source='current'):
         """Load parameters saved by this class or by GluonCV's same-named model.
 
-        GluonCV's ResNet-A (``resnet*_v1``, class ``ResNetV1``) stores its layers as
-        ``features.N...`` and ``output``; such files are renamed to this layout first.
-        Other files (ours, GluonCV's ``_v1b`` ... ``_v1s``) load as they are.
+        Files in GluonCV's ``ResNetV1`` layout (``features.N...``/``output``: GluonCV's
+        ``resnet*_v1`` and ours since they save in it) are renamed to our layout first. Other
+        files (our older ``resnet*_v1`` checkpoints, every ``_v1b`` ... ``_v1s``) load as they
+        are.
 
         Parameters
         ----------
@@ -281,7 +317,7 @@ class ResNetV1(HybridBlock):
         """
         loaded = mx.nd.load(filename)
         if isinstance(loaded, dict) and any(k.startswith('features.') for k in loaded):
-            loaded = _rename_gluoncv_v1(loaded)
+            loaded = {_v1_key(k, to_gluoncv=False): v for k, v in loaded.items()}
             params = self._collect_params_with_prefix()
             missing = sorted(set(params) - set(loaded))
             extra = sorted(set(loaded) - set(params))
@@ -304,29 +340,34 @@ class ResNetV1(HybridBlock):
                 filename, getattr(self, 'model_name', self.name), str(err)[:500]))
 
 
-# GluonCV ResNetV1 layout: features = [conv, bn, relu, maxpool, stage1..4, pool]; a block's
-# body = [conv, bn, relu, conv, bn, relu, conv, bn] (bottleneck) or [conv, bn, relu, conv, bn].
-_V1_STEM = {'features.0.': 'conv1.', 'features.1.': 'bn1.', 'output.': 'fc.'}
-_V1_BODY = {'0': 'conv1', '1': 'bn1', '3': 'conv2', '4': 'bn2', '6': 'conv3', '7': 'bn3'}
+# GluonCV's ResNetV1 (resnet*_v1) <-> our children: one table, read left to right on load and
+# right to left on save. GluonCV: features = [conv, bn, relu, maxpool, stage1..4, pool],
+# output = the classifier; a block's body = [conv, bn, relu, conv, bn(, relu, conv, bn)] and
+# its downsample = [conv, bn] as ours.
+_V1_TOP = (('features.0', 'conv1'), ('features.1', 'bn1'), ('features.4', 'layer1'),
+           ('features.5', 'layer2'), ('features.6', 'layer3'), ('features.7', 'layer4'),
+           ('output', 'fc'))
+_V1_BODY = (('body.0', 'conv1'), ('body.1', 'bn1'), ('body.3', 'conv2'), ('body.4', 'bn2'),
+            ('body.6', 'conv3'), ('body.7', 'bn3'))
 
 
-def _rename_gluoncv_v1(loaded):
-    renamed = {}
-    for key, value in loaded.items():
-        new = None
-        for old_prefix, new_prefix in _V1_STEM.items():
-            if key.startswith(old_prefix):
-                new = new_prefix + key[len(old_prefix):]
-        m = re.match(r'features\.([4-7])\.(\d+)\.(body|downsample)\.(\d+)\.(\w+)$', key)
-        if m:
-            stage, blk, part, idx, pname = m.groups()
-            layer = 'layer%d.%s.' % (int(stage) - 3, blk)
-            if part == 'downsample':
-                new = layer + 'downsample.%s.%s' % (idx, pname)
-            else:
-                new = layer + '%s.%s' % (_V1_BODY[idx], pname)
-        renamed[new or key] = value
-    return renamed
+def _swap_prefix(key, table, to_gluoncv):
+    for theirs, ours in table:
+        src, dst = (ours, theirs) if to_gluoncv else (theirs, ours)
+        if key.startswith(src + '.'):
+            return dst + key[len(src):]
+    return key
+
+
+def _v1_key(key, to_gluoncv):
+    """One structural name in the other layout: ``layer1.0.conv2.weight`` (ours) <->
+    ``features.4.0.body.3.weight`` (GluonCV ``ResNetV1``); unknown names stay as they are."""
+    key = _swap_prefix(key, _V1_TOP, to_gluoncv)
+    stage = r'features\.[4-7]' if to_gluoncv else r'layer[1-4]'
+    m = re.match(r'(%s\.\d+\.)(.*)$' % stage, key)
+    if m:
+        key = m.group(1) + _swap_prefix(m.group(2), _V1_BODY, to_gluoncv)
+    return key
 
 
 _SPECS = {18: (BasicBlock, [2, 2, 2, 2]), 34: (BasicBlock, [3, 4, 6, 3]),
@@ -335,7 +376,8 @@ _SPECS = {18: (BasicBlock, [2, 2, 2, 2]), 34: (BasicBlock, [3, 4, 6, 3]),
 
 # variant -> the tweaks of section 4 that it applies
 _VARIANTS = {
-    'v1': dict(stride_on_1x1=True, conv_bias=True),          # ResNet-A (GluonCV layout)
+    'v1': dict(stride_on_1x1=True, conv_bias=True,            # ResNet-A, saved in
+               save_layout='gluoncv_v1'),                     # GluonCV's ResNetV1 layout
     'v1b': dict(),                                          # ResNet-B
     'v1c': dict(stem_type='deep', stem_width=32),           # ResNet-C
     'v1d': dict(stem_type='deep', stem_width=32, avg_down=True),  # ResNet-D
