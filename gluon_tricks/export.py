@@ -3,7 +3,6 @@ import json
 import os
 
 import mxnet as mx
-import numpy as np
 
 from .model_zoo.io import gluoncv_param_names
 
@@ -100,22 +99,23 @@ def load_exported(prefix, ctx=None):
 
 
 def preprocess_image(path, input_size=224, crop_ratio=0.875, mean=None, std=None):
-    """Read an image file and apply the validation transform (section 2.1).
+    """Read an image file and apply the validation transform of training (section 2.1,
+    :class:`gluon_tricks.data.ValTransform`).
 
     Returns
     -------
     mxnet.nd.NDArray
         ``(1, 3, input_size, input_size)`` float32.
     """
+    from .data.augment import AugmentConfig, ValTransform, decode_image
     try:
         with open(path, 'rb') as f:
-            img = mx.image.imdecode(f.read())  # RGB, HWC, uint8
-    except (OSError, mx.base.MXNetError) as err:
-        raise ValueError('cannot read image %s: %s' % (path, str(err).splitlines()[0]))
-    resize = int(np.ceil(input_size / crop_ratio))
-    img = mx.image.resize_short(img, resize)
-    img, _ = mx.image.center_crop(img, (input_size, input_size))
-    img = img.astype('float32')
-    img = (img - mx.nd.array(mean or (123.68, 116.779, 103.939))) / \
-        mx.nd.array(std or (58.393, 57.12, 57.375))
-    return img.transpose((2, 0, 1)).expand_dims(0)
+            img = decode_image(f.read())
+    except OSError as err:
+        raise ValueError('cannot read image %s: %s' % (path, err))
+    if img is None:
+        raise ValueError('cannot decode image %s: not an image file OpenCV can read' % path)
+    cfg = AugmentConfig(input_size=input_size, crop_ratio=crop_ratio,
+                        mean=tuple(mean or AugmentConfig.mean),
+                        std=tuple(std or AugmentConfig.std))
+    return mx.nd.array(ValTransform(cfg)(img)[None])
