@@ -57,8 +57,8 @@ class AugmentConfig:
         Jitter strength ``j``: each is scaled by a factor drawn from U[1 - j, 1 + j]
         (0.4, i.e. [0.6, 1.4], step 4).
     hue : float
-        Hue jitter strength (0, GluonCV's default; only the class-folder path implements it,
-        ``mx.io.ImageRecordIter`` has no equivalent).
+        Hue jitter strength: a rotation by U[-hue, hue] * pi in YIQ space (0, GluonCV's
+        default).
     pca_noise : float
         Standard deviation of the AlexNet-style PCA lighting noise coefficients (0.1, step 5).
     mean, std : tuple of float
@@ -265,7 +265,7 @@ def decode_image(buf):
     img = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR)
     if img is None or img.size == 0:
         return None
-    return img[:, :, ::-1]                                   # OpenCV decodes BGR
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)              # OpenCV decodes BGR
 
 
 @dataclasses.dataclass
@@ -316,8 +316,6 @@ class TrainTransform(object):
         self._ops = tuple(k for k in JITTER_OPS if getattr(cfg, k) > 0)
         self._gray = np.asarray(GRAY_COEF, np.float32)
         self._eig = np.asarray(PCA_EIGVEC, np.float64), np.asarray(PCA_EIGVAL, np.float64)
-        self._mean = np.asarray(cfg.mean, np.float32)
-        self._inv_std = 1.0 / np.asarray(cfg.std, np.float32)
 
     def sample(self, height, width, rng):
         """Draw the parameters of one sample of a ``height x width`` image."""
@@ -361,25 +359,27 @@ class TrainTransform(object):
         out = cv2.resize(np.ascontiguousarray(img[y0:y0 + h, x0:x0 + w]), (s, s),
                          interpolation=cv2.INTER_LINEAR)                       # step 2
         if p.flip:
-            out = out[:, ::-1]                                                 # step 3
-        x = out.astype(np.float32)                                             # step 1
+            out = cv2.flip(out, 1)                                             # step 3
+        # step 1, in planes (3, S, S): every operation below is then a plain array operation
+        x = _planes(out)
         for name in p.order:                                                   # step 4
             a = p.factors[name]
             if name == 'brightness':
                 x *= a
             elif name == 'contrast':
-                x = x * a + float(x.dot(self._gray).mean()) * (1 - a)
+                m = float(_luma(x).mean())
+                x *= a
+                x += m * (1 - a)
             elif name == 'saturation':
-                x = x * a + x.dot(self._gray)[..., None] * (1 - a)
+                gray = _luma(x)
+                x *= a
+                x += gray * (1 - a)
             else:
-                x = x.dot(_hue_matrix(a).T)
-            np.clip(x, 0, 255, out=x)
-        if any(p.alpha):                                                       # step 5
-            vec, val = self._eig
-            x += vec.dot(np.asarray(p.alpha) * val).astype(np.float32)
-        x -= self._mean                                                        # step 6
-        x *= self._inv_std
-        return np.ascontiguousarray(x.transpose(2, 0, 1))
+                x = _hue_matrix(a).dot(x.reshape(3, -1)).reshape(x.shape)
+            np.minimum(x, 255, out=x)
+            np.maximum(x, 0, out=x)
+        vec, val = self._eig
+        return normalize_chw(x, self.cfg, vec.dot(np.asarray(p.alpha) * val))  # steps 5, 6
 
     def __call__(self, img, rng):
         p = self.sample(img.shape[0], img.shape[1], rng)
@@ -406,8 +406,6 @@ class ValTransform(object):
     def __init__(self, cfg):
         import numpy as np
         self.cfg = cfg
-        self._mean = np.asarray(cfg.mean, np.float32)
-        self._inv_std = 1.0 / np.asarray(cfg.std, np.float32)
 
     def __call__(self, img):
         import cv2
@@ -420,10 +418,32 @@ class ValTransform(object):
             nh, nw = max(1, int(round(h * short / float(w)))), short
         out = cv2.resize(np.ascontiguousarray(img), (nw, nh), interpolation=cv2.INTER_LINEAR)
         y0, x0 = (nh - s) // 2, (nw - s) // 2
-        x = out[y0:y0 + s, x0:x0 + s].astype(np.float32)
-        x -= self._mean
-        x *= self._inv_std
-        return np.ascontiguousarray(x.transpose(2, 0, 1))
+        return normalize_chw(_planes(out[y0:y0 + s, x0:x0 + s]), self.cfg)
+
+
+def _planes(img):
+    """uint8 (H, W, 3) -> C-contiguous float32 (3, H, W)."""
+    import cv2
+    import numpy as np
+    return np.stack(cv2.split(np.ascontiguousarray(img))).astype(np.float32)
+
+
+def _luma(x):
+    """BT.601 luma of float32 RGB planes (3, H, W): (H, W)."""
+    return GRAY_COEF[0] * x[0] + GRAY_COEF[1] * x[1] + GRAY_COEF[2] * x[2]
+
+
+def normalize_chw(x, cfg, offset=(0.0, 0.0, 0.0)):
+    """``(x + offset - mean) / std`` of float32 RGB planes (3, H, W), in place (step 6).
+
+    ``offset`` carries the PCA lighting noise of step 5.
+    """
+    import numpy as np
+    inv_std = 1.0 / np.asarray(cfg.std, np.float64)
+    shift = (np.asarray(offset, np.float64) - np.asarray(cfg.mean, np.float64)) * inv_std
+    x *= inv_std.astype(np.float32)[:, None, None]
+    x += shift.astype(np.float32)[:, None, None]
+    return x
 
 
 def train_transform(cfg):

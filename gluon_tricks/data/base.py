@@ -11,9 +11,8 @@ batch of an epoch when ``last_batch='keep'`` (the default for validation): that 
 only the remaining real samples, so that a metric summed over the epoch counts every sample
 of the part exactly once (no padding is ever yielded).
 
-The yielded arrays may share memory with the loader's internal buffers
-(``mx.io.ImageRecordIter`` refills them a few batches later): use them before asking for
-more batches, or ``.copy()`` what you keep.
+The yielded arrays may live in shared memory that the data workers reuse: use them before
+asking for many more batches, or ``.copy()`` what you keep.
 
 Epochs: ``loader.set_epoch(e)`` selects the epoch the next ``iter(loader)`` produces; each
 ``iter(loader)`` then advances to the next epoch by itself. The order and the augmentation of

@@ -1,6 +1,7 @@
 """Pack image folders into RecordIO: the ``im2rec`` part of the data pipeline.
 
-File formats (those of MXNet's ``tools/im2rec.py``, read by ``mx.io.ImageRecordIter``):
+File formats (those of MXNet's ``tools/im2rec.py``, read by ``mx.io.ImageRecordIter`` and by
+:class:`~gluon_tricks.data.RecordFile`):
 
 * ``.lst``: one line per image, tab separated: ``index<TAB>label<TAB>relative/path``;
 * ``.rec``: the records, each an ``IRHeader(flag=0, label, id=index, id2=0)`` followed by the
@@ -243,9 +244,9 @@ def write_lst(path, items, shuffle=False, seed=0):
     items : list of (str, int)
         ``(relative path, label)``.
     shuffle : bool
-        Shuffle the order (use it for training data: ``ImageRecordIter`` splits the file into
-        contiguous parts for distributed training, and a class-sorted file would give every
-        worker a subset of the classes).
+        Shuffle the order (our loaders shuffle every epoch themselves, but MXNet's
+        ``ImageRecordIter`` splits a file into contiguous parts for distributed training, where
+        a class-sorted file would give every worker a subset of the classes).
     seed : int
         Seed of the shuffle (the result is deterministic).
 

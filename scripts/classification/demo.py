@@ -38,7 +38,8 @@ def main(argv=None):
     parser.add_argument('--image-size', type=int, default=40, help='side of the digit images')
     parser.add_argument('--input-size', type=int, default=32,
                         help='network input: random-resized crops (train), center crop (val)')
-    parser.add_argument('-j', '--num-workers', type=int, default=2, help='decode threads')
+    parser.add_argument('-j', '--num-workers', type=int, default=2,
+                        help='data worker processes')
     args = parser.parse_args(argv)
     tic = time.time()
     out = os.path.abspath(args.out)

@@ -180,7 +180,7 @@ ensure_proxy_data() {
   [[ "${SCALE}" == proxy ]] || return 0
   [[ -f "${PROXY_DATA}/train.rec" && -f "${PROXY_DATA}/val.rec" ]] && return 0
   local folders="${PROXY_DATA%/}-images"
-  # 40x40 images for 32-pixel crops (ImageRecordIter corrupts images already at output size)
+  # 40x40 images for 32-pixel crops (the demo's sizes)
   local make=("${PYTHON}" -c "from gluon_tricks.data import make_digits_dataset as m; m('${folders}', image_size=40, overwrite=True)")
   local pack=("${PYTHON}" "${REPO}/scripts/classification/prepare_imagenet.py" --data-dir "${folders}"
               --out-dir "${PROXY_DATA}" --resize 0 --encoding .png --quality 3 -j "${PROXY_WORKERS}")
