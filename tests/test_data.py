@@ -448,10 +448,13 @@ def test_damaged_record_files_give_errors_not_crashes(color_rec, tmp_path):
     with open(res.rec_path, 'rb') as f, open(rec, 'wb') as g:
         g.write(f.read((size // 2) // 4 * 4))                   # truncated, 4-byte aligned
     shutil.copy(res.idx_path, str(tmp_path / 'cut.idx'))
-    loader = gd.RecordLoader(rec, batch_size=15, train=False, num_classes=3, verify=False,
-                             aug=gd.AugmentConfig(input_size=INPUT), num_workers=0)
-    with pytest.raises(gd.CorruptRecordError, match=r'cut\.rec: record \d+ .*truncated'):
-        _collect(loader)
+    for train in (True, False):      # found when the loader is built, before any work
+        with pytest.raises(gd.CorruptRecordError, match=r'cut\.rec: record \d+ .*truncated'):
+            gd.RecordLoader(rec, batch_size=5, train=train, num_classes=3, verify=False,
+                            aug=gd.AugmentConfig(input_size=INPUT), num_workers=0)
+    records = gd.RecordFile(rec, str(tmp_path / 'cut.idx'))          # and on every read
+    with pytest.raises(gd.CorruptRecordError, match=r'cut\.rec: record 14 .*truncated'):
+        records.read(14)
     shifted = str(tmp_path / 'shift.idx')
     keys, offsets = gd.read_index(res.idx_path)
     with open(shifted, 'w') as f:
@@ -459,6 +462,68 @@ def test_damaged_record_files_give_errors_not_crashes(color_rec, tmp_path):
     records = gd.RecordFile(res.rec_path, shifted)
     with pytest.raises(gd.CorruptRecordError, match=r'no record starts at byte \d+.*rebuild'):
         records.read(3)
+    with pytest.raises(gd.CorruptRecordError, match=r'shift\.idx|no record starts'):
+        gd.RecordLoader(res.rec_path, shifted, batch_size=5, num_classes=3, num_workers=0)
+
+
+def test_one_pixel_image_trains_and_verifies_alike(tmp_path):
+    """Training and verify_record_file agree on a 1x1 image: both accept it."""
+    root = str(tmp_path / 'tree')
+    _write_color_tree(root, classes=('a', 'b'), per_class=2, size=(1, 1))
+    res, _ = gd.pack_class_folder(root, str(tmp_path / 'one'), progress=False,
+                                  encoding='.png')
+    assert gd.verify_record_file(res.rec_path, progress=False).ok
+    cfg = gd.AugmentConfig(input_size=INPUT)
+    for train in (True, False):
+        data, _ = next(iter(gd.RecordLoader(res.rec_path, batch_size=4, train=train, aug=cfg,
+                                            num_workers=0, progress=False, verify=True)))
+        assert data.shape == (4, 3, INPUT, INPUT) and np.isfinite(data.asnumpy()).all()
+
+
+def test_truncated_jpeg_and_empty_class_folder_are_found(color_tree, tmp_path):
+    root = str(tmp_path / 'tree')
+    shutil.copytree(color_tree[0], root)
+    img = np.random.RandomState(0).randint(0, 255, (64, 64, 3)).astype(np.uint8)
+    ok, jpg = cv2.imencode('.jpg', img)
+    jpg = jpg.tobytes()
+    assert gd.image_problem(jpg) is None
+    assert 'truncated JPEG' in gd.image_problem(jpg[:len(jpg) // 2])
+    assert cv2.imdecode(np.frombuffer(jpg[:len(jpg) // 2], np.uint8), 1) is not None  # OpenCV
+    with open(os.path.join(root, 'ant', 'cut.jpg'), 'wb') as f:                # accepts it
+        f.write(jpg[:len(jpg) // 2])
+    items, _ = gd.list_class_folder(root)
+    gd.write_lst(str(tmp_path / 'p.lst'), items)
+    with pytest.raises(gd.CorruptImageError, match=r'--skip-bad.*ant/cut\.jpg \(truncated JPEG'):
+        gd.pack_records(str(tmp_path / 'p.lst'), root, progress=False)
+    res = gd.pack_records(str(tmp_path / 'p.lst'), root, skip_bad=True, progress=False)
+    assert [s[0] for s in res.skipped] == ['ant/cut.jpg'] and res.num_records == 15
+    loader = gd.FolderLoader(root, batch_size=16, train=False, num_workers=0,
+                             aug=gd.AugmentConfig(input_size=INPUT))
+    with pytest.raises(gd.CorruptImageError, match=r'cut\.jpg.*truncated JPEG'):
+        _collect(loader)
+    os.remove(os.path.join(root, 'ant', 'cut.jpg'))
+    os.makedirs(os.path.join(root, 'zebra'))                  # an empty class folder
+    with pytest.raises(gd.EmptyDatasetError, match=r"\['zebra'\].*no image"):
+        gd.list_class_folder(root)
+    with pytest.raises(gd.EmptyDatasetError, match=r"\['zebra'\].*no image"):
+        gd.FolderLoader(root, num_workers=0)
+
+
+def test_labels_beyond_the_class_list_are_refused(color_rec, tmp_path):
+    res, _ = color_rec
+    for ext in ('.rec', '.idx', '.lst'):
+        shutil.copy(os.path.splitext(res.rec_path)[0] + ext, str(tmp_path / ('t' + ext)))
+    rows = gd.read_lst(str(tmp_path / 't.lst'))
+    rows[4] = (rows[4][0], 57, rows[4][2])                     # label 57 in a 3-class set
+    with open(str(tmp_path / 't.lst'), 'w') as f:
+        f.writelines('%d\t%f\t%s\n' % r for r in rows)
+    gd.write_class_names(str(tmp_path / 'classes.txt'), ['ant', 'bee', 'cat'])
+    with pytest.raises(gd.LabelError, match=r't\.lst: record 4 has label 57.*classes\.txt '
+                                            r'lists 3 classes'):
+        gd.record_info(str(tmp_path / 't.rec'))
+    os.remove(str(tmp_path / 't.lst'))
+    with pytest.raises(gd.LabelError, match=r'--num-classes 58.*lists 3 classes'):
+        gd.record_info(str(tmp_path / 't.rec'), num_classes=58)
 
 
 def test_record_reader_joins_continuation_parts(tmp_path):
@@ -655,3 +720,19 @@ def test_prepare_imagenet_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr
     rows = gd.read_lst(str(tmp_path / 'out3' / 'val.lst'))
     assert [(label, rel) for _, label, rel in rows] == [(2, 'n03/img00.png'), (2, 'n03/img01.png')]
+
+
+def test_prepare_imagenet_png_quality_default_and_errors(tmp_path):
+    data = tmp_path / 'd'
+    _write_color_tree(str(data / 'train'), classes=('a', 'b'), per_class=2)
+    r = _run_prepare('--data-dir', str(data), '--out-dir', str(tmp_path / 'o1'), '--no-val',
+                     '--encoding', '.png', '--resize', '0')           # PNG level 3 by default
+    assert r.returncode == 0, r.stderr
+    r = _run_prepare('--data-dir', str(data), '--out-dir', str(tmp_path / 'o2'), '--no-val',
+                     '--encoding', '.png', '--quality', '95')
+    assert r.returncode != 0 and '--quality 95' in r.stderr and 'Traceback' not in r.stderr
+    with open(str(data / 'train' / 'a' / 'bad.png'), 'wb') as f:
+        f.write(b'not an image')
+    r = _run_prepare('--data-dir', str(data), '--out-dir', str(tmp_path / 'o3'), '--no-val')
+    assert r.returncode != 0 and 'a/bad.png' in r.stderr and '--skip-bad' in r.stderr
+    assert 'Traceback' not in r.stderr

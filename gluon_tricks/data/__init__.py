@@ -14,7 +14,7 @@ worker processes) and one implementation of section 2.1 (:mod:`.augment`).
 """
 from .augment import (AugmentConfig, AugParams, add_data_args, config_from_args,
                       TrainTransform, ValTransform, train_transform, val_transform,
-                      decode_image, default_rec_paths, IMAGENET_MEAN, IMAGENET_STD,
+                      decode_image, image_problem, default_rec_paths, IMAGENET_MEAN, IMAGENET_STD,
                       PARAM_FIELDS)
 from .base import (EpochLoader, derive_seed, LabelError, CorruptRecordError, CorruptImageError,
                    EmptyDatasetError)
@@ -33,7 +33,7 @@ from .digits import make_digits_dataset, DigitsInfo
 
 __all__ = [
     'AugmentConfig', 'AugParams', 'add_data_args', 'config_from_args', 'TrainTransform',
-    'ValTransform', 'train_transform', 'val_transform', 'decode_image', 'default_rec_paths',
+    'ValTransform', 'train_transform', 'val_transform', 'decode_image', 'image_problem', 'default_rec_paths',
     'IMAGENET_MEAN', 'IMAGENET_STD', 'PARAM_FIELDS',
     'EpochLoader', 'derive_seed', 'LabelError', 'CorruptRecordError', 'CorruptImageError',
     'EmptyDatasetError',

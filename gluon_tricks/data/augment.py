@@ -25,7 +25,7 @@ from typing import Tuple
 
 __all__ = ['AugmentConfig', 'AugParams', 'add_data_args', 'config_from_args',
            'TrainTransform', 'ValTransform', 'train_transform', 'val_transform',
-           'decode_image', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PARAM_FIELDS', 'JITTER_OPS',
+           'decode_image', 'image_problem', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PARAM_FIELDS', 'JITTER_OPS',
            'DEFAULT_DATA_DIR', 'default_rec_paths']
 
 #: Per-channel RGB mean on the 0-255 scale (section 2.1, step 6).
@@ -256,11 +256,29 @@ PARAM_FIELDS = ('area', 'log_aspect', 'x0', 'y0', 'flip', 'brightness', 'contras
                 'saturation', 'hue', 'pca_r', 'pca_g', 'pca_b', 'fallback')
 
 
+def image_problem(buf):
+    """Why encoded image bytes are unusable, or None: empty, or a JPEG cut short.
+
+    OpenCV decodes a truncated JPEG without an error (the missing rows come out gray), so the
+    cut is found from the markers: a complete JPEG has its end-of-image marker (FF D9) after
+    its last start-of-scan marker (FF DA); entropy-coded data never contains FF D9, and an
+    embedded thumbnail's markers come before the main image's last scan.
+    """
+    if not buf:
+        return 'empty file'
+    if buf[:2] == b'\xff\xd8' and buf.rfind(b'\xff\xd9') < buf.rfind(b'\xff\xda'):
+        return 'truncated JPEG (no end-of-image marker after its last scan)'
+    return None
+
+
 def decode_image(buf):
-    """Decode encoded image bytes (JPEG, PNG, ...) to an RGB uint8 (H, W, 3) array, or None."""
+    """Decode encoded image bytes (JPEG, PNG, ...) to an RGB uint8 (H, W, 3) array.
+
+    Returns None for bytes that :func:`image_problem` rejects or OpenCV cannot decode.
+    """
     import cv2
     import numpy as np
-    if not buf:
+    if image_problem(buf):
         return None
     img = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR)
     if img is None or img.size == 0:

@@ -48,6 +48,12 @@ def open_image_folder(root, classes=None):
     if not ds.items:
         raise EmptyDatasetError('no images with extensions %s in the class folders of %r'
                                 % (list(IMAGE_EXTENSIONS), root))
+    empty = sorted(set(ds.synsets) - {ds.synsets[label] for _, label in ds.items})
+    if empty and classes is None:
+        raise EmptyDatasetError(
+            'class folder(s) %s in %r hold no image with extensions %s: each would become a '
+            'class without samples. Remove them (or add their images)'
+            % (empty[:5], root, list(IMAGE_EXTENSIONS)))
     if classes is not None:
         classes = list(classes)
         index = {c: i for i, c in enumerate(classes)}

@@ -17,6 +17,9 @@ import os
 import random
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
+from .augment import image_problem
 from .base import CorruptImageError, EmptyDatasetError, LabelError
 
 __all__ = ['IMAGE_EXTENSIONS', 'list_class_folder', 'list_flat_folder', 'read_label_file',
@@ -71,7 +74,8 @@ def list_class_folder(root, classes=None, exts=IMAGE_EXTENSIONS):
     FileNotFoundError
         ``root`` is missing.
     EmptyDatasetError
-        No class folder or no image at all.
+        No class folder or no image at all; or, when the classes come from the folders, a
+        class folder without images (it would be a class without samples).
     LabelError
         A folder is not one of the given ``classes``.
     """
@@ -80,6 +84,7 @@ def list_class_folder(root, classes=None, exts=IMAGE_EXTENSIONS):
     if not found:
         raise EmptyDatasetError('no class sub-directories in %r: expected root/<class>/<image> '
                                 '(e.g. train/n01440764/*.JPEG)' % root)
+    own_classes = classes is None
     if classes is None:
         classes = found
     classes = list(classes)
@@ -89,10 +94,17 @@ def list_class_folder(root, classes=None, exts=IMAGE_EXTENSIONS):
         raise LabelError('class folder(s) %s in %r are not among the %d known classes (e.g. '
                          'the training classes); first known: %s'
                          % (unknown[:5], root, len(classes), classes[:3]))
-    items = []
+    items, empty = [], []
     for name in found:
         files = sorted(f for f in os.listdir(os.path.join(root, name)) if _is_image(f, exts))
         items.extend(('%s/%s' % (name, f), index[name]) for f in files)
+        if not files:
+            empty.append(name)
+    if empty and items and own_classes:
+        raise EmptyDatasetError(
+            'class folder(s) %s in %r hold no image with extensions %s: each would become a '
+            'class without samples. Remove them (or add their images)'
+            % (empty[:5], root, list(exts)))
     if not items:
         raise EmptyDatasetError('no images with extensions %s under %r' % (list(exts), root))
     return items, classes
@@ -327,7 +339,12 @@ def _encode(job):
     i, label, abspath, resize, quality, encoding = job
     if not os.path.isfile(abspath):
         return i, None, 'file not found'
-    img = cv2.imread(abspath, cv2.IMREAD_COLOR)
+    with open(abspath, 'rb') as f:
+        buf = f.read()
+    reason = image_problem(buf)
+    if reason:
+        return i, None, reason
+    img = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR)
     if img is None or img.size == 0:
         return i, None, 'cannot decode image'
     if resize:
@@ -361,7 +378,7 @@ def bounded_map(fn, jobs, num_workers):
             yield result
 
 
-def pack_records(lst_path, root, rec_path=None, idx_path=None, resize=0, quality=95,
+def pack_records(lst_path, root, rec_path=None, idx_path=None, resize=0, quality=None,
                  encoding='.jpg', num_workers=1, skip_bad=False, progress=True):
     """Pack the images of a ``.lst`` into ``.rec`` + ``.idx`` (like ``im2rec.py``).
 
@@ -383,9 +400,9 @@ def pack_records(lst_path, root, rec_path=None, idx_path=None, resize=0, quality
         If > 0, downscale images whose shorter side is longer than this to it (keeping the
         aspect ratio, ``cv2.INTER_AREA``); smaller images are kept as they are. GluonCV's
         ImageNet RecordIO used 480. 0 keeps every image unchanged.
-    quality : int
-        JPEG quality (1-100) with ``encoding='.jpg'``; PNG compression level (0-9) with
-        ``'.png'``.
+    quality : int, optional
+        JPEG quality (1-100, default 95) with ``encoding='.jpg'``; PNG compression level (0-9,
+        default 3) with ``'.png'``.
     encoding : {'.jpg', '.png'}
         Image encoding inside the records (PNG is lossless).
     num_workers : int
@@ -413,6 +430,8 @@ def pack_records(lst_path, root, rec_path=None, idx_path=None, resize=0, quality
     encoding = encoding.lower()
     if encoding not in ('.jpg', '.jpeg', '.png'):
         raise ValueError("encoding must be '.jpg' or '.png', got %r" % encoding)
+    if quality is None:
+        quality = 3 if encoding == '.png' else 95
     if encoding == '.png' and not 0 <= quality <= 9:
         raise ValueError('with PNG, quality is the compression level 0-9, got %r' % quality)
     if encoding != '.png' and not 1 <= quality <= 100:
@@ -446,7 +465,7 @@ def pack_records(lst_path, root, rec_path=None, idx_path=None, resize=0, quality
         os.remove(tmp_idx)
         raise CorruptImageError(
             '%d image(s) of %s under %r cannot be read, nothing written; fix or remove them, '
-            'or pack with skip_bad=True. First ones: %s'
+            'or leave them out with --skip-bad (skip_bad=True). First ones: %s'
             % (len(bad), lst_path, root, ', '.join('%s (%s)' % b for b in bad[:10])))
     os.replace(tmp_rec, rec_path)
     os.replace(tmp_idx, idx_path)

@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from .augment import PARAM_FIELDS, TrainTransform, ValTransform, decode_image
+from .augment import PARAM_FIELDS, TrainTransform, ValTransform, decode_image, image_problem
 from .base import EmptyDatasetError, EpochLoader, batches_per_epoch, derive_seed
 
 __all__ = ['ShardBatchSampler', 'AugmentedDataset', 'ImageLoader']
@@ -125,7 +125,8 @@ class AugmentedDataset(object):
         label, buf = self._source.read(index)
         img = decode_image(buf)
         if img is None:
-            raise self._source.corrupt(index, 'the image does not decode (%d bytes)' % len(buf))
+            raise self._source.corrupt(index, image_problem(buf) or
+                                       'the image does not decode (%d bytes)' % len(buf))
         if not self._train:
             return self._transform(img), np.float32(label)
         out, params = self._transform(img, np.random.default_rng([seed, index]))

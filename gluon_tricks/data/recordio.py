@@ -25,7 +25,7 @@ import struct
 
 import numpy as np
 
-from .augment import AugmentConfig, decode_image
+from .augment import AugmentConfig, decode_image, image_problem
 from .base import CorruptRecordError, EmptyDatasetError, LabelError
 from .im2rec import CLASSES_FILE, bounded_map, read_class_names, read_lst
 from .pipeline import ImageLoader
@@ -148,6 +148,26 @@ class RecordFile(object):
             if cflag in (0, 3):
                 return _FRAME.pack(RECORD_MAGIC, 0)[:4].join(parts)
             # cflag 1 or 2: more parts follow; the writer dropped a magic word between them
+
+    def check(self, samples=16):
+        """Check the file against its index before use: every offset inside the file, and the
+        framing of the first, the last and ``samples`` records spread over the file.
+
+        Raises
+        ------
+        CorruptRecordError
+            Naming the file, the record and the fix (re-pack, or rebuild the index).
+        """
+        if not len(self):
+            return
+        order = np.argsort(self.offsets, kind='stable')
+        last = int(order[-1])
+        if self.offsets[last] >= self.size:
+            raise self.corrupt(last, 'the .idx points past the end of the %d-byte file '
+                                     '(truncated .rec, or an .idx of another file)' % self.size)
+        picks = set(np.linspace(0, len(self) - 1, min(samples, len(self))).round().astype(int))
+        for i in sorted(picks | {int(order[0]), last}):
+            self.raw(i)
 
     def read(self, index):
         """``(label, encoded image bytes)`` of record ``index``."""
@@ -321,7 +341,18 @@ def record_info(rec_path, idx_path=None, num_classes=None, lst_path=None, scan=T
     classes_path = os.path.join(os.path.dirname(os.path.abspath(rec_path)), CLASSES_FILE)
     classes = read_class_names(classes_path) if os.path.isfile(classes_path) else None
     if classes is not None and len(classes) < num_classes:
-        classes = None  # a classes.txt of another data set
+        if labels is not None and labels.max() >= len(classes):
+            where = int(np.argmax(labels >= len(classes)))
+            raise LabelError(
+                '%s: record %d has label %d, but %s lists %d classes (labels 0-%d): the '
+                'labels and the class list disagree. Re-pack the data with '
+                'scripts/classification/prepare_imagenet.py, or fix %s'
+                % (lst_path if source == 'lst' else rec_path, where, int(labels[where]),
+                   classes_path, len(classes), len(classes) - 1, classes_path))
+        raise LabelError('--num-classes %d, but %s lists %d classes: give --num-classes %d, '
+                         'or remove %s if it belongs to another data set'
+                         % (num_classes, classes_path, len(classes), len(classes),
+                            classes_path))
     return RecordInfo(rec_path, idx_path, n, int(num_classes), labels, source, classes)
 
 
@@ -360,7 +391,8 @@ def _check_record(records, index, num_classes):
     except (CorruptRecordError, LabelError) as e:
         return key, None, getattr(e, 'reason', str(e))
     if decode_image(payload) is None:
-        return key, None, 'image does not decode (%d bytes)' % len(payload)
+        return key, None, image_problem(payload) or 'image does not decode (%d bytes)' \
+            % len(payload)
     if label != round(label) or label < 0 or (num_classes is not None and label >= num_classes):
         return key, None, 'bad label %r' % label
     return key, int(label), None
@@ -571,8 +603,10 @@ class RecordLoader(ImageLoader):
                 # labels are checked separately (LabelError), keep the stamp label-agnostic
                 verify_record_file(self.rec_path, self.idx_path, None, progress=progress,
                                    raise_on_error=True, num_workers=max(1, num_workers))
+        records = RecordFile(self.rec_path, self.idx_path)
+        records.check()
         super(RecordLoader, self).__init__(
-            RecordFile(self.rec_path, self.idx_path), batch_size, train,
+            records, batch_size, train,
             aug or AugmentConfig(), num_parts, part_index, seed, num_workers,
             num_classes if num_classes is not None else self.info.num_classes, last_batch,
             with_params, name=self.rec_path)

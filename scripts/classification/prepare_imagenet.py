@@ -38,8 +38,9 @@ def parse_args(argv=None):
     p.add_argument('--resize', type=int, default=480,
                    help='downscale images whose shorter side is longer than this (GluonCV\'s '
                         'ImageNet RecordIO: 480); 0 keeps the original size')
-    p.add_argument('--quality', type=int, default=95,
-                   help='JPEG quality (PNG: compression level 0-9)')
+    p.add_argument('--quality', type=int, default=None,
+                   help='JPEG quality 1-100 (default 95), or with --encoding .png the PNG '
+                        'compression level 0-9 (default 3)')
     p.add_argument('--encoding', default='.jpg', choices=['.jpg', '.png'],
                    help='image encoding inside the records')
     p.add_argument('-j', '--num-workers', type=int, default=os.cpu_count() or 1,
@@ -53,6 +54,14 @@ def parse_args(argv=None):
 def main(argv=None):
     """Write the lists and pack them; print counts."""
     args = parse_args(argv)
+    if args.quality is None:
+        args.quality = 3 if args.encoding == '.png' else 95
+    elif args.encoding == '.png' and not 0 <= args.quality <= 9:
+        sys.exit('prepare_imagenet.py: error: --quality %d: with --encoding .png it is the PNG '
+                 'compression level 0-9' % args.quality)
+    elif args.encoding == '.jpg' and not 1 <= args.quality <= 100:
+        sys.exit('prepare_imagenet.py: error: --quality %d: the JPEG quality is 1-100'
+                 % args.quality)
     data_dir = os.path.expanduser(args.data_dir)
     out = os.path.expanduser(args.out_dir)
     os.makedirs(out, exist_ok=True)
@@ -88,4 +97,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from gluon_tricks.distributed import run_main
+    run_main(main)
