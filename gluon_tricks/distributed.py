@@ -17,7 +17,7 @@ Typical use (the order matters, see the notes below)::
     net(mx.nd.zeros((1, 3, 224, 224), ctx=ctx[0]))  # finish deferred init (recommended)
     dist.broadcast_parameters(net.collect_params())
     trainer = dist.make_trainer(net.collect_params(), 'nag', {..., 'multi_precision': True})
-    num_parts, part_index = dist.shard()           # ImageRecordIter(num_parts=, part_index=)
+    num_parts, part_index = dist.shard()           # the loaders' (num_parts, part_index)
     ...
     trainer.step(dist.local_batch_size(args.batch_size, len(ctx)))   # samples of THIS process
     correct, total = dist.allreduce_sum([correct, total])
@@ -180,7 +180,7 @@ class DistContext(object):
         return self.local_batch_size(per_device_batch, num_devices) * self.size
 
     def shard(self):
-        """``(num_parts, part_index)`` for ``ImageRecordIter``/samplers: ``(size, rank)``."""
+        """``(num_parts, part_index)`` for the data loaders and samplers: ``(size, rank)``."""
         return self.size, self.rank
 
     # ------------------------------------------------------------------ collectives
@@ -213,6 +213,23 @@ class DistContext(object):
                     p.data().wait_to_read()
             else:
                 p.wait_to_read()
+
+    def broadcast_statistics(self, net, root_rank=0):
+        """Copy the parameters without gradient of ``net`` (BatchNorm running means and
+        variances) from ``root_rank`` to every rank, in place.  No-op in a single process.
+
+        ``DistributedTrainer`` all-reduces gradients only; every rank's BatchNorm layers
+        update their running statistics from that rank's own batches, so after training the
+        ranks hold different statistics.  Call this before validating (each rank scores its
+        shard with them) and checkpointing (the root saves), so that the counts summed over
+        ranks are those of the one model that is saved.
+        """
+        if not self.is_distributed:
+            return
+        params = net.collect_params() if isinstance(net, mx.gluon.Block) else net
+        stats = {k: p for k, p in params.items() if p.grad_req == 'null'}
+        if stats:
+            self.broadcast_parameters(stats, root_rank=root_rank)
 
     def broadcast_object(self, obj, root_rank=0, name=None):
         """Return ``root_rank``'s ``obj`` on every rank (pickled with cloudpickle), e.g. a

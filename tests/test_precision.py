@@ -1,6 +1,7 @@
 """Low-precision training (section 3.2): multi-precision NAG, float16 casting, loss scaling,
 bfloat16 wiring through AMP."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -185,14 +186,21 @@ def dense_net(seed=0):
     return net
 
 
-def backward(net, scaler=None, batch=4, seed=1):
+def batch_data(batch=4, seed=1):
     rng = np.random.RandomState(seed)
-    x = mx.nd.array(rng.normal(size=(batch, 5)))
-    y = mx.nd.array(rng.randint(0, 3, batch))
+    return mx.nd.array(rng.normal(size=(batch, 5))), mx.nd.array(rng.randint(0, 3, batch))
+
+
+def backward(net, scaler=None, batch=4, seed=1, manual_scale=None):
+    """Forward and backward of a batch; the loss scaled by ``scaler`` or, by hand, multiplied
+    by ``manual_scale``."""
+    x, y = batch_data(batch, seed)
     with autograd.record():
         loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
         if scaler is not None:
             loss = scaler.scale_loss(loss)
+        if manual_scale is not None:
+            loss = loss * manual_scale
     loss.backward()
 
 
@@ -204,21 +212,107 @@ def new_trainer(net):
     return make_trainer(net, optimizer_params(base_lr=0.1, wd=1e-3))
 
 
+U32 = 2.0 ** -24      # unit roundoff of float32
+
+
+def gradient_magnitudes(net, seed):
+    """The componentwise error scale of ``backward(dense_net)``'s gradients (float64).
+
+    The backward pass is linear in the loss gradient: with ``dZ = g * (onehot - softmax)`` at
+    the logits (``g`` = 1, or the loss scale), ``dW2 = dZ' H``, ``db2 = sum dZ``,
+    ``dH = (dZ W2) * [H > 0]``, ``dW1 = dH' X``, ``db1 = sum dH``. Each float32 product or sum
+    of ``n`` terms is exact up to ``n`` roundings of the sum of the absolute values of its
+    terms (any summation order, any blocking: oneDNN, OpenBLAS, AVX2 or AVX-512). This returns
+    those sums of absolute values for ``g = 1``: the same formulas on ``|onehot| + |softmax|``,
+    ``|H|``, ``|W2|``, ``|X|``. ``H`` and the softmax come from MXNet's own forward pass,
+    which both runs share."""
+    x, y = batch_data(seed=seed)
+    hidden = net[0](x).asnumpy().astype(np.float64)
+    prob = mx.nd.softmax(net(x)).asnumpy().astype(np.float64)
+    onehot = np.eye(3)[y.asnumpy().astype(int)]
+    w2 = np.abs(net[1].weight.data().asnumpy().astype(np.float64))
+    a_logits = onehot + prob
+    a_hidden = a_logits.dot(w2) * (hidden > 0)
+    return {'0.weight': a_hidden.T.dot(np.abs(x.asnumpy().astype(np.float64))),
+            '0.bias': a_hidden.sum(axis=0),
+            '1.weight': a_logits.T.dot(np.abs(hidden)), '1.bias': a_logits.sum(axis=0)}
+
+
+def grads_np(net):
+    return {k: p.grad().asnumpy().copy() for k, p in net._collect_params_with_prefix().items()}
+
+
+def copy_state(src, src_trainer, dst, dst_trainer):
+    for k, p in dst._collect_params_with_prefix().items():
+        p.set_data(src._collect_params_with_prefix()[k].data())
+    for i, state in src_trainer._updaters[0].states.items():
+        dst_trainer._updaters[0].states[i][:] = state
+
+
 @pytest.mark.parametrize('scale', [1024.0, 3.0])
 def test_static_scale_gives_the_unscaled_update(scale):
-    ref, net = dense_net(), dense_net()
-    t_ref, t = new_trainer(ref), new_trainer(net)
+    """Three networks, three steps: ``net`` with ``LossScaler(scale)``, ``manual`` with the
+    loss multiplied by ``scale`` by hand and ``trainer.step(4 * scale)``, ``ref`` unscaled.
+    Every step starts all three from ``ref``'s weights and momenta.
+
+    * ``net`` and ``manual`` run the same operations on the same numbers: bit-identical on
+      any CPU and with any kernels.
+    * Against ``ref``: a power-of-two scale commutes with every float32 rounding (no overflow
+      or underflow here), so the scaled gradient is exactly ``scale`` times the unscaled one
+      and the update is bit-identical. Any other scale (3 is not exact in binary) changes the
+      roundings: the gradients agree to the rounding bound of the backward pass
+      (:func:`gradient_magnitudes`) and the weights to that bound carried through the update.
+    """
+    ref, net, manual = dense_net(), dense_net(), dense_net()
+    t_ref, t, t_manual = new_trainer(ref), new_trainer(net), new_trainer(manual)
     scaler = LossScaler(scale)
+    exact = math.frexp(scale)[0] == 0.5                       # a power of two
+    opt = t_ref.optimizer
+    lr, mu, wd = opt.learning_rate, opt.momentum, opt.wd
     for step in range(3):
+        if step:
+            copy_state(ref, t_ref, net, t)
+            copy_state(ref, t_ref, manual, t_manual)
+        w = params_np(ref)
+        mom = {k: t_ref._updaters[0].states[t_ref._params.index(p)].asnumpy().astype(
+            np.float64) if step else 0.0 for k, p in ref._collect_params_with_prefix().items()}
+        magnitude = gradient_magnitudes(ref, seed=step)
         backward(ref, seed=step)
-        t_ref.step(4)
         backward(net, scaler, seed=step)
-        g_scaled = net[1].weight.grad().asnumpy()
+        backward(manual, seed=step, manual_scale=scale)
+        g_ref, g_net = grads_np(ref), grads_np(net)
+        for k, g in grads_np(manual).items():
+            np.testing.assert_array_equal(g_net[k], g, err_msg=k)
+        t_ref.step(4)
         assert scaler.step(t, 4) is True
-        np.testing.assert_allclose(g_scaled, ref[1].weight.grad().asnumpy() * scale,
-                                   rtol=1e-5)
-        for k, v in params_np(ref).items():
-            np.testing.assert_allclose(params_np(net)[k], v, rtol=1e-5, atol=1e-7, err_msg=k)
+        t_manual.step(4 * scale)
+        assert t.optimizer.rescale_grad == 1.0 / (4 * scale)
+        w_ref, w_net = params_np(ref), params_np(net)
+        for k, v in params_np(manual).items():
+            np.testing.assert_array_equal(w_net[k], v, err_msg=k)
+        for i, state in t_manual._updaters[0].states.items():
+            np.testing.assert_array_equal(t._updaters[0].states[i].asnumpy(), state.asnumpy())
+        for k in g_ref:
+            g = g_ref[k].astype(np.float64)
+            if exact:
+                np.testing.assert_array_equal(g_net[k], g * scale, err_msg=k)
+                np.testing.assert_array_equal(w_net[k], w_ref[k], err_msg=k)
+                continue
+            # gradients: each run is within 2 roundings at the logits (g * softmax,
+            # subtraction), 3 (dH, 3 logits) and 4 (batch) of the absolute terms of the
+            # exact backward of the shared forward pass: at most 2 + 3 + 4 = 9 u per run
+            bound = 2 * 9 * U32 * scale * magnitude[k] * (1 + 1e-6)
+            np.testing.assert_array_less(np.abs(g_net[k] - scale * g), bound + 1e-45,
+                                         err_msg='gradient ' + k)
+            # the update w + mu^2 m - (1 + mu) lr (rescale g + wd w): the rescaled gradients
+            # differ by |g_net - 3 g| / 12 plus the roundings of float32(1/12) and of the
+            # product; each run then rounds at most 4 times on terms no larger than these
+            unscaled = (np.abs(g_net[k] - scale * g) + 2 * U32 * np.abs(g_net[k])) / (4 * scale)
+            terms = np.abs(w[k]) + mu * mu * np.abs(mom[k]) + \
+                (1 + mu) * lr * (np.abs(g) / 4 + wd * np.abs(w[k]))
+            bound = ((1 + mu) * lr * unscaled + 2 * 4 * U32 * terms) * (1 + 1e-6)
+            np.testing.assert_array_less(np.abs(w_net[k].astype(np.float64) - w_ref[k]),
+                                         bound + 1e-45, err_msg='weight ' + k)
     assert (scaler.num_steps, scaler.num_skipped, scaler.scale) == (3, 0, scale)
 
 

@@ -270,6 +270,7 @@ def main(argv=None):
                 epoch_samples += m['samples']
                 window_tic = time.time()
         train_time = time.time() - tic
+        dist.broadcast_statistics(net)          # rank 0's BN statistics: the saved model
         val = evaluate(net, val_loader, devices, dist, args.dtype)
         is_best = val['top1'] > best_top1
         best_top1 = max(best_top1, val['top1'])

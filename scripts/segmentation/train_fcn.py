@@ -214,6 +214,7 @@ def main(argv=None):
                   'samples_per_sec': seen * dist.size / max(train_time, 1e-9)}
         if (epoch + 1) % args.val_interval == 0 or epoch + 1 == args.epochs:
             _hybridize(net, args)
+            dist.broadcast_statistics(net)      # rank 0's BN statistics: the saved model
             result = segmentation.evaluate(net, val_data, devices, metric, dist, args.eval_mode)
             record.update(pixAcc=result['pixAcc'], mIoU=result['mIoU'],
                           eval_time=result['seconds'])
@@ -236,12 +237,18 @@ def main(argv=None):
 
     if result is None:
         _hybridize(net, args)
+        dist.broadcast_statistics(net)
         result = segmentation.evaluate(net, val_data, devices, metric, dist, args.eval_mode)
     log('final evaluation (%s, %d images), %s: pixAcc %.4f  mIoU %.4f'
         % (args.eval_mode, len(val_set), args.backbone, result['pixAcc'], result['mIoU']))
     if dist.is_master:
         report = {'pixAcc': result['pixAcc'], 'mIoU': result['mIoU'],
                   'per_class_iou': dict(zip(train_set.classes, result['iou'])),
+                  # the integer counts behind pixAcc/mIoU, summed over ranks
+                  'counts': {'correct': metric.correct, 'labeled': metric.labeled,
+                             'inter': metric.inter.tolist(),
+                             'area_pred': metric.area_pred.tolist(),
+                             'area_label': metric.area_label.tolist()},
                   'backbone': args.backbone, 'backbone_params': args.backbone_params,
                   'epochs': args.epochs, 'eval_mode': args.eval_mode,
                   'val_images': len(val_set)}
