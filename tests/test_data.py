@@ -736,3 +736,25 @@ def test_prepare_imagenet_png_quality_default_and_errors(tmp_path):
     r = _run_prepare('--data-dir', str(data), '--out-dir', str(tmp_path / 'o3'), '--no-val')
     assert r.returncode != 0 and 'a/bad.png' in r.stderr and '--skip-bad' in r.stderr
     assert 'Traceback' not in r.stderr
+
+
+@pytest.mark.parametrize('kind', ['rec', 'folder', 'synthetic'])
+def test_resume_from_the_middle_of_an_epoch(kind, digits, digits_rec):
+    """set_epoch(e, start_batch=k) yields exactly the batches k, k+1, ... of epoch e."""
+    cfg = gd.AugmentConfig(input_size=INPUT)
+    make = {'rec': lambda: gd.RecordLoader(digits_rec[0].rec_path, batch_size=64, aug=cfg,
+                                           seed=3, num_workers=1, progress=False),
+            'folder': lambda: gd.FolderLoader(digits.train_dir, batch_size=64, aug=cfg, seed=3,
+                                              num_workers=0),
+            'synthetic': lambda: gd.SyntheticLoader(64, 300, INPUT, 10)}[kind]
+    a, b = make(), make()
+    a.set_epoch(2)
+    full_d, full_l = _collect(a)
+    assert a.epoch == 3
+    b.set_epoch(2, start_batch=3)
+    part_d, part_l = _collect(b)
+    assert len(part_d) == len(full_d) - 3 and b.epoch == 3
+    assert all(np.array_equal(x, y) for x, y in zip(part_d, full_d[3:]))
+    assert all(np.array_equal(x, y) for x, y in zip(part_l, full_l[3:]))
+    next_d, _ = _collect(b)                                     # then epoch 3 from its start
+    assert len(next_d) == len(full_d)

@@ -16,8 +16,9 @@ asking for many more batches, or ``.copy()`` what you keep.
 
 Epochs: ``loader.set_epoch(e)`` selects the epoch the next ``iter(loader)`` produces; each
 ``iter(loader)`` then advances to the next epoch by itself. The order and the augmentation of
-epoch ``e`` depend only on ``(seed, e)`` (and the part for sharded RecordIO), so a resumed run
-calls ``set_epoch(start_epoch)`` and sees exactly the batches the uninterrupted run would have.
+epoch ``e`` depend only on ``(seed, e)`` (and the part), so a resumed run calls
+``set_epoch(start_epoch)`` (``set_epoch(e, start_batch=k)`` for a checkpoint taken after ``k``
+batches of epoch ``e``) and sees exactly the batches the uninterrupted run would have.
 """
 import numpy as np
 
@@ -101,22 +102,28 @@ class EpochLoader(object):
         """The epoch the next ``iter(loader)`` produces."""
         return self._epoch
 
-    def set_epoch(self, epoch):
-        """Make the next ``iter(loader)`` produce epoch ``epoch`` (for exact resume).
+    def set_epoch(self, epoch, start_batch=0):
+        """Make the next ``iter(loader)`` produce epoch ``epoch`` from batch ``start_batch``
+        (exact resume, also from a checkpoint taken in the middle of an epoch).
 
         Parameters
         ----------
         epoch : int
+        start_batch : int
+            Batches of the epoch to leave out (they were trained before the checkpoint). The
+            remaining batches are exactly those an uninterrupted run yields.
         """
         self._epoch = int(epoch)
+        self._start_batch = int(start_batch)
 
     def __iter__(self):
-        epoch = self._epoch
-        self._epoch += 1
-        return self.iter_epoch(epoch)
+        epoch, start = self._epoch, getattr(self, '_start_batch', 0)
+        self._epoch, self._start_batch = epoch + 1, 0
+        return self.iter_epoch(epoch, start)
 
-    def iter_epoch(self, epoch):  # pragma: no cover - abstract
-        """Iterate over epoch ``epoch`` without touching the epoch counter."""
+    def iter_epoch(self, epoch, start_batch=0):  # pragma: no cover - abstract
+        """Iterate over epoch ``epoch`` from batch ``start_batch``, without touching the epoch
+        counter."""
         raise NotImplementedError
 
     def __repr__(self):

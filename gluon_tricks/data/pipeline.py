@@ -42,7 +42,7 @@ class ShardBatchSampler(object):
 
     Notes
     -----
-    Set :attr:`epoch` before iterating. Training yields lists of ``(index, sample seed)``
+    Set :attr:`epoch` (and :attr:`start_batch`) before iterating. Training yields lists of ``(index, sample seed)``
     tuples, validation lists of indices.
     """
 
@@ -85,8 +85,11 @@ class ShardBatchSampler(object):
             keys = [int(i) for i in idx]
         return [keys[b * self.batch_size:(b + 1) * self.batch_size] for b in range(len(self))]
 
+    #: Batches of the epoch to leave out (resume from the middle of an epoch).
+    start_batch = 0
+
     def __iter__(self):
-        return iter(self.batches(self.epoch))
+        return iter(self.batches(self.epoch)[self.start_batch:])
 
 
 class AugmentedDataset(object):
@@ -183,10 +186,11 @@ class ImageLoader(EpochLoader):
     #: Columns of the draws yielded with ``with_params``.
     param_fields = PARAM_FIELDS
 
-    def iter_epoch(self, epoch):
-        """Iterate over epoch ``epoch`` (does not change :attr:`epoch`)."""
-        self.sampler.epoch = int(epoch)
-        for b, batch in enumerate(self._loader):
+    def iter_epoch(self, epoch, start_batch=0):
+        """Iterate over epoch ``epoch`` from batch ``start_batch`` (does not change
+        :attr:`epoch`)."""
+        self.sampler.epoch, self.sampler.start_batch = int(epoch), int(start_batch)
+        for b, batch in enumerate(self._loader, int(start_batch)):
             batch = list(batch)
             batch[1] = batch[1].astype('float32', copy=False)
             self.check_batch(batch[1], epoch, b)

@@ -55,12 +55,12 @@ class SyntheticLoader(EpochLoader):
                             dtype='float32')
         return data, label
 
-    def iter_epoch(self, epoch):
-        """Iterate over one epoch (all epochs are the same)."""
+    def iter_epoch(self, epoch, start_batch=0):
+        """Iterate over one epoch from batch ``start_batch`` (all epochs are the same)."""
         if self._batch is None:
             self._batch = self._make_batch()
         data, label = self._batch
-        for b in range(len(self)):
+        for b in range(int(start_batch), len(self)):
             valid = min(self.batch_size, self.num_samples - b * self.batch_size)
             if valid < self.batch_size:
                 yield data[:valid], label[:valid]
