@@ -39,7 +39,8 @@ __all__ = ['VOC_CLASSES', 'VOC_FASTER_RCNN', 'parse_voc_splits', 'build_faster_r
            'backbone_stage',
            'trainable_params', 'train_loader', 'val_loader', 'evaluate', 'voc_state',
            'merge_voc_states', 'set_voc_state', 'format_ap_table', 'VOC_ARCHIVES',
-           'VOC_SPLIT_SIZES', 'check_voc_layout', 'prepare_voc']
+           'VOC_SPLIT_SIZES', 'check_voc_layout', 'check_voc_annotations', 'voc_dataset',
+           'prepare_voc']
 
 #: The 20 Pascal VOC classes in GluonCV's label order.
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
@@ -435,6 +436,61 @@ def check_voc_layout(root, splits=tuple(VOC_SPLIT_SIZES)):
                                     % (year, name, len(missing), ', '.join(missing[:3])))
         counts[(year, name)] = len(ids)
     return counts
+
+
+def check_voc_annotations(root, splits, classes=VOC_CLASSES):
+    """Parse every annotation of ``splits`` before GluonCV does, naming the file at fault.
+
+    GluonCV's ``VOCDetection`` raises a bare ``ParseError`` (no file) on a malformed XML and
+    silently drops objects of an unknown class; both are errors here.
+
+    Raises
+    ------
+    ValueError
+        The XML file and what is wrong (line of the parse error, or the unknown class with the
+        known ones).
+    """
+    import xml.etree.ElementTree as ET
+    known = set(classes)
+    for year, name in splits:
+        base = os.path.join(root, 'VOC%d' % year)
+        with open(os.path.join(base, 'ImageSets', 'Main', name + '.txt')) as f:
+            ids = [line.strip() for line in f if line.strip()]
+        for i in ids:
+            path = os.path.join(base, 'Annotations', i + '.xml')
+            try:
+                tree = ET.parse(path)
+            except ET.ParseError as err:
+                raise ValueError('VOC annotation %s is not valid XML (%s): fix or re-extract it '
+                                 '(scripts/detection/prepare_voc.py)' % (path, err))
+            for obj in tree.getroot().iter('object'):
+                cls = (obj.findtext('name') or '').strip()
+                if cls not in known:
+                    raise ValueError('VOC annotation %s has an object of unknown class %r; the '
+                                     '%d classes are %s' % (path, cls, len(classes),
+                                                             ', '.join(classes)))
+
+
+def voc_dataset(root, splits):
+    """GluonCV's ``VOCDetection`` of ``splits`` after checking the layout and every annotation.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Naming the missing split list, folder or file, or the malformed annotation.
+    """
+    from gluoncv.data import VOCDetection
+    root = os.path.expanduser(root)
+    for year, _ in splits:
+        for sub in ('JPEGImages', 'Annotations', os.path.join('ImageSets', 'Main')):
+            folder = os.path.join(root, 'VOC%d' % year, sub)
+            if not os.path.isdir(folder):
+                raise FileNotFoundError('VOC folder %s is missing (prepare the data with '
+                                        'scripts/detection/prepare_voc.py, or set --data-dir)'
+                                        % folder)
+    check_voc_layout(root, splits)
+    check_voc_annotations(root, splits)
+    return VOCDetection(root=root, splits=splits)
 
 
 def prepare_voc(archives_dir, out_dir, skip_checksum=False, md5s=None, overwrite=False,

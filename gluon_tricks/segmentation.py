@@ -140,12 +140,7 @@ def ade20k_dataset(root, split, mode, base_size=520, crop_size=480):
     from mxnet.gluon.data.vision import transforms
     from gluoncv.data import ADE20KSegmentation
     root = os.path.expanduser(root)
-    sub = 'training' if split == 'train' else 'validation'
-    folder = os.path.join(root, ADE20KSegmentation.BASE_DIR, 'images', sub)
-    if not os.path.isdir(folder):
-        raise FileNotFoundError('ADE20K %s images not found: %s is missing (prepare the data with '
-                                'scripts/segmentation/prepare_ade20k.py, or set --data-dir)'
-                                % (split, folder))
+    _check_ade20k_split(root, 'training' if split == 'train' else 'validation')
     transform = transforms.Compose([transforms.ToTensor(),
                                     transforms.Normalize(INPUT_MEAN, INPUT_STD)])
     dataset = ADE20KSegmentation(root=root, split=split, mode=mode, transform=transform,
@@ -358,23 +353,27 @@ def check_ade20k_layout(root):
     FileNotFoundError
         A folder is missing, or images without masks (the first few named).
     """
-    counts = {}
-    for split in ('training', 'validation'):
-        img_dir = os.path.join(root, 'ADEChallengeData2016', 'images', split)
-        ann_dir = os.path.join(root, 'ADEChallengeData2016', 'annotations', split)
-        for folder in (img_dir, ann_dir):
-            if not os.path.isdir(folder):
-                raise FileNotFoundError('ADE20K folder %s is missing' % folder)
-        images = sorted(f for f in os.listdir(img_dir) if f.endswith('.jpg'))
-        if not images:
-            raise FileNotFoundError('ADE20K folder %s holds no .jpg image' % img_dir)
-        missing = [os.path.join(ann_dir, f[:-4] + '.png') for f in images
-                   if not os.path.isfile(os.path.join(ann_dir, f[:-4] + '.png'))]
-        if missing:
-            raise FileNotFoundError('ADE20K %s: %d image(s) without label mask, e.g. %s'
-                                    % (split, len(missing), ', '.join(missing[:3])))
-        counts[split] = len(images)
-    return counts
+    return {split: _check_ade20k_split(root, split) for split in ('training', 'validation')}
+
+
+def _check_ade20k_split(root, split):
+    """Number of image/mask pairs of one split (``'training'``/``'validation'``), checked."""
+    img_dir = os.path.join(root, 'ADEChallengeData2016', 'images', split)
+    ann_dir = os.path.join(root, 'ADEChallengeData2016', 'annotations', split)
+    for folder in (img_dir, ann_dir):
+        if not os.path.isdir(folder):
+            raise FileNotFoundError('ADE20K folder %s is missing (prepare the data with '
+                                    'scripts/segmentation/prepare_ade20k.py, or set --data-dir)'
+                                    % folder)
+    images = sorted(f for f in os.listdir(img_dir) if f.endswith('.jpg'))
+    if not images:
+        raise FileNotFoundError('ADE20K folder %s holds no .jpg image' % img_dir)
+    missing = [os.path.join(ann_dir, f[:-4] + '.png') for f in images
+               if not os.path.isfile(os.path.join(ann_dir, f[:-4] + '.png'))]
+    if missing:
+        raise FileNotFoundError('ADE20K %s: %d image(s) without label mask, e.g. %s'
+                                % (split, len(missing), ', '.join(missing[:3])))
+    return len(images)
 
 
 def prepare_ade20k(archive, out_dir, skip_checksum=False, md5=None, overwrite=False,

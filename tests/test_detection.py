@@ -3,6 +3,7 @@ the detector built on our checkpoint, train_faster_rcnn.py end to end on tiny VO
 resume), and the VOC07 evaluation checked against GluonCV's metric."""
 import json
 import os
+import re
 import pickle
 import shutil
 import tarfile
@@ -369,3 +370,31 @@ def test_horovod_two_ranks_merge_their_test_shards(backbone_run, voc, tmp_path):
     assert report['detections'] == single['detections']
     assert report['positives'] == single['positives']
     assert report['map'] == pytest.approx(single['map'], abs=1e-9)
+
+
+def test_damaged_voc_is_named(voc, tmp_path):
+    """Malformed XML, unknown class, missing folder: errors naming the file or folder
+    (GluonCV alone raises a ParseError without the file, and drops unknown objects)."""
+    import shutil
+    root = str(tmp_path / 'voc')
+    shutil.copytree(voc[0], root)
+    splits = [(2007, 'trainval')]
+    detection.voc_dataset(root, splits)                                  # intact: fine
+    with open(os.path.join(root, 'VOC2007', 'ImageSets', 'Main', 'trainval.txt')) as f:
+        first = f.readline().strip() + '.xml'
+    path = os.path.join(root, 'VOC2007', 'Annotations', first)
+    with open(path) as f:
+        text = f.read()
+    with open(path, 'w') as f:
+        f.write(text[:len(text) // 2])
+    with pytest.raises(ValueError, match=r'%s is not valid XML \(.*line' % re.escape(first)):
+        detection.voc_dataset(root, splits)
+    name = re.search(r'<name>(\w+)</name>', text).group(1)
+    with open(path, 'w') as f:
+        f.write(text.replace('<name>%s</name>' % name, '<name>unicorn</name>', 1))
+    with pytest.raises(ValueError, match=r"%s has an object of unknown class 'unicorn'; the 20 "
+                                         r"classes are aeroplane" % re.escape(first)):
+        detection.voc_dataset(root, splits)
+    shutil.rmtree(os.path.join(root, 'VOC2007', 'JPEGImages'))
+    with pytest.raises(FileNotFoundError, match=r'VOC2007.JPEGImages is missing.*prepare_voc'):
+        detection.voc_dataset(root, splits)

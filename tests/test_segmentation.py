@@ -320,3 +320,15 @@ def test_horovod_two_ranks_score_the_whole_validation_set(backbone_run, ade, tmp
     # the same integers through the same formulas: equal to the last bit
     assert (report['pixAcc'], report['mIoU']) == merged.get()
     assert [report['per_class_iou'][c] for c in val.classes] == merged.iou().tolist()
+
+
+def test_ade20k_without_annotations_is_named(ade, tmp_path):
+    """GluonCV alone says "Found 0 images" when the annotations folder is missing."""
+    import shutil
+    root = str(tmp_path / 'ade')
+    shutil.copytree(ade, root)
+    segmentation.ade20k_dataset(root, 'val', 'val')                      # intact: fine
+    shutil.rmtree(os.path.join(root, 'ADEChallengeData2016', 'annotations', 'validation'))
+    with pytest.raises(FileNotFoundError,
+                       match=r'annotations.validation is missing.*prepare_ade20k'):
+        segmentation.ade20k_dataset(root, 'val', 'val')

@@ -132,15 +132,7 @@ def parse_args(argv=None):
 
 
 def _voc(args, splits):
-    from gluoncv.data import VOCDetection
-    root = os.path.expanduser(args.data_dir)
-    for year, name in splits:
-        lst = os.path.join(root, 'VOC%d' % year, 'ImageSets', 'Main', name + '.txt')
-        if not os.path.isfile(lst):
-            raise FileNotFoundError('VOC split %d %s not found: %s is missing (prepare the data '
-                                    'with scripts/detection/prepare_voc.py, or set --data-dir)'
-                                    % (year, name, lst))
-    return VOCDetection(root=root, splits=splits)
+    return detection.voc_dataset(args.data_dir, splits)
 
 
 def _split_and_load(batch, devices):
