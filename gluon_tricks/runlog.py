@@ -83,6 +83,8 @@ def start_run(args):
     dist = DistContext(horovod=args.horovod)
     dist.logger = make_logger('gluon_tricks', args.save_dir, dist.is_master,
                               args.logging_file)
+    from .threads import configure_threads
+    dist.log(configure_threads())    # what the script's first lines chose, before MXNet
     devices = dist.devices(args.num_gpus)
     return (dist, devices, args.batch_size * len(devices),
             dist.global_batch_size(args.batch_size, len(devices)))

@@ -29,6 +29,9 @@ Examples::
 The human-readable report goes to stdout (progress to stderr); ``--json`` prints the results
 as JSON instead (``--json FILE`` writes them to FILE and keeps the report).
 """
+from gluon_tricks.threads import configure_threads
+configure_threads()  # OpenMP threads, before MXNet starts
+
 import argparse
 import json
 import os

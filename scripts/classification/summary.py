@@ -5,6 +5,9 @@ Example::
     python scripts/classification/summary.py \
         --models resnet50_v1,resnet50_v1b,resnet50_v1c,resnet50_v1d,mobilenet1.0,inceptionv3
 """
+from gluon_tricks.threads import configure_threads
+configure_threads()  # OpenMP threads, before MXNet starts
+
 import argparse
 import json
 

@@ -13,6 +13,9 @@ sections 3 and 5 are switched on by flags::
 The learning rate defaults to the linear scaling rule 0.1 x global_batch / 256; ``--lr``
 overrides it.
 """
+from gluon_tricks.threads import configure_threads
+configure_threads()  # OpenMP threads, before MXNet starts
+
 import argparse
 import json
 import os

@@ -17,6 +17,9 @@ Output in SAVE_DIR: ``train.log``, ``metrics.jsonl`` (one line per epoch), check
 (``checkpoint-epochNNNN``, ``checkpoint-best``, resumable with ``--resume``) and
 ``results.json`` with the final mAP and the AP of every class.
 """
+from gluon_tricks.threads import configure_threads
+configure_threads()  # OpenMP threads, before MXNet starts
+
 import argparse
 import json
 import math

@@ -16,6 +16,9 @@ devices and Horovod (``--horovod`` under ``horovodrun``). Output in SAVE_DIR: ``
 ``metrics.jsonl``, checkpoints (``--resume``) and ``results.json`` (pixAcc, mIoU, per-class
 IoU).
 """
+from gluon_tricks.threads import configure_threads
+configure_threads()  # OpenMP threads, before MXNet starts
+
 import argparse
 import json
 import os

@@ -1,0 +1,83 @@
+"""MXNet's OpenMP threads, set right before MXNet starts.
+
+MXNet 1.9.1 starts one OpenMP thread per two logical CPUs when ``OMP_NUM_THREADS`` is unset
+(it assumes two hyper-threads per core): on a cloud VM with one thread per core that leaves
+half the machine idle (1.7-1.8x slower training on 2 vCPUs, docs/performance.md). Every entry
+point therefore calls :func:`configure_threads` before ``import mxnet``:
+
+* ``OMP_NUM_THREADS`` set by the user wins;
+* otherwise the usable physical cores (the CPU affinity of the process, counted per core, not
+  per hyper-thread) divided among the local Horovod ranks of the host (``HOROVOD_LOCAL_SIZE``,
+  or Open MPI's ``OMPI_COMM_WORLD_LOCAL_SIZE``).
+
+The data worker processes (``-j``) are not subtracted: on CPUs the network needs all cores
+and decoding takes a few percent of one (measured in docs/performance.md); on GPUs MXNet's
+CPU threads are mostly idle. This module does not import MXNet.
+"""
+import os
+import sys
+
+__all__ = ['physical_cores', 'local_ranks', 'choose_threads', 'configure_threads']
+
+_CHOICE = {}
+
+
+def physical_cores(cpus=None, sysfs='/sys/devices/system/cpu'):
+    """Distinct physical cores among the logical CPUs ``cpus`` (default: this process's
+    affinity), from the sysfs topology; the CPU count where the topology is not readable."""
+    if cpus is None:
+        try:
+            cpus = sorted(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            cpus = list(range(os.cpu_count() or 1))
+    cores = set()
+    for cpu in cpus:
+        base = os.path.join(sysfs, 'cpu%d' % cpu, 'topology')
+        try:
+            with open(os.path.join(base, 'core_id')) as f:
+                core = f.read().strip()
+            with open(os.path.join(base, 'physical_package_id')) as f:
+                package = f.read().strip()
+        except OSError:
+            return max(1, len(cpus))
+        cores.add((package, core))
+    return max(1, len(cores))
+
+
+def local_ranks(environ=None):
+    """Processes of this job on this host (Horovod or Open MPI launchers), 1 otherwise."""
+    environ = os.environ if environ is None else environ
+    for key in ('HOROVOD_LOCAL_SIZE', 'OMPI_COMM_WORLD_LOCAL_SIZE', 'MPI_LOCALNRANKS'):
+        value = environ.get(key, '')
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return 1
+
+
+def choose_threads(environ=None, cores=None):
+    """``(threads, reason)`` for ``OMP_NUM_THREADS``; see the module notes."""
+    environ = os.environ if environ is None else environ
+    user = environ.get('OMP_NUM_THREADS', '').strip()
+    if user:
+        return user, 'OMP_NUM_THREADS=%s set by you' % user
+    cores = physical_cores() if cores is None else cores
+    ranks = local_ranks(environ)
+    threads = max(1, cores // ranks)
+    reason = '%d physical core(s) usable' % cores
+    if ranks > 1:
+        reason += ', shared by %d ranks on this host' % ranks
+    return str(threads), '%s threads: %s (MXNet alone would start one per 2 logical CPUs)' % (
+        threads, reason)
+
+
+def configure_threads():
+    """Set ``OMP_NUM_THREADS`` (if the user has not) before MXNet is imported; returns the
+    sentence to log. Calling it after ``import mxnet`` changes nothing, and says so."""
+    if 'mxnet' in sys.modules and 'reason' not in _CHOICE:
+        _CHOICE['reason'] = ('OpenMP threads left to MXNet (configure_threads ran after '
+                             'import mxnet)')
+    if 'reason' not in _CHOICE:
+        threads, reason = choose_threads()
+        os.environ['OMP_NUM_THREADS'] = threads
+        _CHOICE['reason'] = 'OpenMP: ' + reason
+    return _CHOICE['reason']

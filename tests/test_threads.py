@@ -1,0 +1,67 @@
+"""MXNet's OpenMP threads: chosen from the physical cores, the user's setting wins."""
+import os
+import subprocess
+import sys
+
+from gluon_tricks import threads
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _topology(tmp_path, cores_of_cpu):
+    """A fake sysfs: logical CPU i on physical core cores_of_cpu[i] (package 0)."""
+    for cpu, core in enumerate(cores_of_cpu):
+        d = tmp_path / ('cpu%d' % cpu) / 'topology'
+        d.mkdir(parents=True)
+        (d / 'core_id').write_text('%d\n' % core)
+        (d / 'physical_package_id').write_text('0\n')
+    return str(tmp_path)
+
+
+def test_physical_cores_count_hyperthreads_once(tmp_path):
+    sysfs = _topology(tmp_path, [0, 1, 0, 1])              # 2 cores x 2 hyper-threads
+    assert threads.physical_cores([0, 1, 2, 3], sysfs) == 2
+    assert threads.physical_cores([0, 2], sysfs) == 1      # affinity: one core's two threads
+    assert threads.physical_cores([0, 1], sysfs) == 2
+    assert threads.physical_cores([0, 7], sysfs) == 2      # topology unreadable: CPU count
+
+
+def test_choice_user_override_and_ranks():
+    assert threads.choose_threads({}, cores=2)[0] == '2'
+    n, why = threads.choose_threads({'OMP_NUM_THREADS': '3'}, cores=2)
+    assert n == '3' and 'set by you' in why
+    n, why = threads.choose_threads({'HOROVOD_LOCAL_SIZE': '2'}, cores=8)
+    assert n == '4' and 'shared by 2 ranks' in why
+    assert threads.choose_threads({'OMPI_COMM_WORLD_LOCAL_SIZE': '4'}, cores=2)[0] == '1'
+
+
+def _run(code, **env):
+    environ = {k: v for k, v in os.environ.items() if k != 'OMP_NUM_THREADS'}
+    environ.update(env)
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         cwd=REPO, env=environ, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()
+
+
+def test_configure_before_mxnet_sets_the_environment():
+    code = ('from gluon_tricks.threads import configure_threads, physical_cores; '
+            'print(configure_threads()); import os, mxnet; '
+            'print(os.environ["OMP_NUM_THREADS"], physical_cores())')
+    why, numbers = _run(code)
+    n, cores = numbers.split()
+    assert n == cores and why.startswith('OpenMP: %s threads' % n)
+    why, numbers = _run(code, OMP_NUM_THREADS='1')
+    assert numbers.split()[0] == '1' and 'set by you' in why
+    late = _run('import mxnet; from gluon_tricks.threads import configure_threads; '
+                'print(configure_threads())')
+    assert 'after import mxnet' in late[0]
+
+
+def test_training_script_logs_its_choice(tmp_path):
+    script = os.path.join(REPO, 'scripts', 'classification', 'train_imagenet.py')
+    environ = {k: v for k, v in os.environ.items() if k != 'OMP_NUM_THREADS'}
+    out = subprocess.run([sys.executable, script, '--synthetic-data', '--num-epochs', '0',
+                          '--save-dir', str(tmp_path / 'run'), '--model', 'resnet18_v1b'],
+                         capture_output=True, text=True, env=environ, timeout=300)
+    assert 'OpenMP: %d threads' % threads.physical_cores() in out.stdout + out.stderr
