@@ -42,16 +42,21 @@ Three data types are supported, chosen once per run:
     native with avx512_bf16/AMX). On an AVX2-only CPU every bfloat16 ``Convolution`` or
     ``FullyConnected`` fails with ``MXNetError: could not create a primitive descriptor
     iterator``; :func:`bfloat16_supported` probes for this and :func:`init_amp` refuses to
-    start such a run with an explicit error instead of failing at the first batch.
+    start such a run with an explicit error, naming the missing CPU flag, instead of failing
+    at the first batch. :func:`bfloat16_cpu_support` reads the flags (``/proc/cpuinfo``,
+    :func:`cpu_flags`): bfloat16 is native with ``avx512_bf16`` or ``amx_bf16`` (with either,
+    the probe passes; the tests skip bfloat16 training without them).
 """
 import math
+import os
 import weakref
 
 import numpy as np
 import mxnet as mx
 from mxnet import autograd
 
-__all__ = ['DTYPES', 'init_amp', 'amp_dtype', 'bfloat16_supported', 'cast_network',
+__all__ = ['DTYPES', 'init_amp', 'amp_dtype', 'bfloat16_supported', 'bfloat16_cpu_support',
+           'cpu_flags', 'cast_network',
            'data_dtype', 'needs_multi_precision', 'all_finite', 'LossScaler']
 
 DTYPES = ('float32', 'float16', 'bfloat16')
@@ -115,17 +120,68 @@ def bfloat16_supported(refresh=False):
     return _BF16_PROBE
 
 
-def _cpu_flags():
+#: CPU flags (as in /proc/cpuinfo) of native bfloat16 instructions; either one suffices.
+BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')
+#: The flags of oneDNN's ``avx512_core`` ISA, the least its bfloat16 kernels need (emulated).
+AVX512_CORE_FLAGS = ('avx512f', 'avx512bw', 'avx512vl', 'avx512dq')
+_CPU_FLAGS = None
+
+
+def cpu_flags(refresh=False):
+    """The CPU feature flags of this machine, as Linux reports them in ``/proc/cpuinfo``.
+
+    The flags common to all processors (a frozenset of names such as ``'avx2'``,
+    ``'avx512_bf16'``), cached; an empty set where ``/proc/cpuinfo`` cannot be read or has no
+    ``flags`` lines (non-Linux, non-x86).
+    """
+    global _CPU_FLAGS
+    if _CPU_FLAGS is not None and not refresh:
+        return _CPU_FLAGS
+    common = None
     try:
         with open('/proc/cpuinfo') as f:
             for line in f:
                 if line.startswith('flags'):
                     flags = set(line.split(':', 1)[1].split())
-                    return sorted(flags & {'avx2', 'avx512f', 'avx512_core', 'avx512bw',
-                                           'avx512_bf16', 'amx_bf16'})
+                    common = flags if common is None else common & flags
     except OSError:
         pass
-    return []
+    _CPU_FLAGS = frozenset(common or ())
+    return _CPU_FLAGS
+
+
+def bfloat16_cpu_support(flags=None):
+    """Whether the CPU has native bfloat16 instructions: ``avx512_bf16`` or ``amx_bf16``.
+
+    This is the condition under which bfloat16 training is worth running (and tested): with
+    either flag oneDNN runs convolution and inner product with bfloat16 instructions
+    (:func:`bfloat16_supported` then passes); an AVX-512 CPU without them only emulates
+    bfloat16, and a CPU without AVX-512 has no bfloat16 kernels at all in MXNet 1.9.1.
+
+    Parameters
+    ----------
+    flags : iterable of str, optional
+        CPU flags to judge; default :func:`cpu_flags`.
+
+    Returns
+    -------
+    (bool, str)
+        ``(True, 'avx512_bf16')`` (the flag(s) found) or ``(False, reason)``, the reason
+        naming the missing flag(s), e.g. ``'this CPU has neither avx512_bf16 nor amx_bf16 in
+        /proc/cpuinfo (nor avx512f, avx512bw, avx512vl, avx512dq: no AVX-512)'``.
+    """
+    flags = cpu_flags() if flags is None else frozenset(flags)
+    if not flags:
+        return False, ('no CPU flags readable from /proc/cpuinfo, so neither avx512_bf16 nor '
+                       'amx_bf16 can be confirmed')
+    found = [f for f in BF16_CPU_FLAGS if f in flags]
+    if found:
+        return True, ', '.join(found)
+    missing_core = [f for f in AVX512_CORE_FLAGS if f not in flags]
+    return False, ('this CPU has neither %s nor %s in /proc/cpuinfo%s'
+                   % (BF16_CPU_FLAGS[0], BF16_CPU_FLAGS[1],
+                      ' (nor %s: no AVX-512)' % ', '.join(missing_core) if missing_core else
+                      ' (it has AVX-512, on which oneDNN only emulates bfloat16)'))
 
 
 def init_amp(dtype, check=True):
@@ -160,12 +216,19 @@ def init_amp(dtype, check=True):
     if check:
         ok, reason = bfloat16_supported()
         if not ok:
+            native, flag_reason = bfloat16_cpu_support()
+            if not native:
+                cause = flag_reason[0].upper() + flag_reason[1:]
+            elif os.environ.get('MXNET_MKLDNN_ENABLED', '1').strip() in ('0', 'false', 'False'):
+                cause = ('This CPU has %s, but MXNET_MKLDNN_ENABLED=0 switches oneDNN off and '
+                         'MXNet has bfloat16 kernels only in oneDNN' % flag_reason)
+            else:
+                cause = 'This CPU has %s, yet the bfloat16 kernels failed' % flag_reason
             raise RuntimeError(
-                "dtype='bfloat16' cannot train on this machine: %s. MXNet 1.9.1's oneDNN has "
-                "bfloat16 convolution/inner-product kernels only for AVX-512 CPUs "
-                "(avx512_core; native with avx512_bf16/amx_bf16); this CPU reports %s. "
-                "Use dtype='float32' here, or 'float16' on a GPU."
-                % (reason, ', '.join(_cpu_flags()) or 'none of these flags'))
+                "dtype='bfloat16' cannot train on this machine: %s. %s. MXNet 1.9.1's oneDNN "
+                "has bfloat16 convolution/inner-product kernels only for AVX-512 CPUs "
+                "(avx512f/bw/vl/dq; native with avx512_bf16 or amx_bf16). Use "
+                "dtype='float32' here, or 'float16' on a GPU." % (reason, cause))
     from mxnet.contrib import amp
     if getattr(amp.amp, '_amp_initialized', False):
         raise RuntimeError('mxnet.contrib.amp was already initialised outside init_amp '

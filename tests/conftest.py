@@ -6,8 +6,22 @@ import shutil
 import pytest
 
 from gluon_tricks.data import make_digits_dataset, pack_class_folder
+from gluon_tricks.precision import bfloat16_cpu_support
 
 PER_CLASS_TRAIN, PER_CLASS_VAL = 16, 5
+
+
+def bfloat16_skip_reason():
+    """``None`` where this CPU has native bfloat16 (``avx512_bf16`` or ``amx_bf16`` in
+    ``/proc/cpuinfo``, :func:`gluon_tricks.precision.bfloat16_cpu_support`), else a skip
+    reason that names the missing CPU flag."""
+    ok, reason = bfloat16_cpu_support()
+    return None if ok else 'bfloat16 training needs a native bfloat16 CPU: ' + reason
+
+
+#: ``@requires_bfloat16``: skip a test on CPUs without avx512_bf16 / amx_bf16.
+requires_bfloat16 = pytest.mark.skipif(bfloat16_skip_reason() is not None,
+                                       reason=bfloat16_skip_reason() or 'bfloat16 available')
 
 
 @pytest.fixture(scope='session')
