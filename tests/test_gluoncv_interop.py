@@ -10,7 +10,6 @@ import gluoncv
 import mxnet as mx
 import numpy as np
 import pytest
-from mxnet.gluon import nn
 
 from gluon_tricks import transfer
 from gluon_tricks.checkpoint import CheckpointManager
@@ -18,6 +17,7 @@ from gluon_tricks.export import export_model, load_exported
 from gluon_tricks.model_zoo import get_model, get_model_list
 from gluon_tricks.model_zoo.io import gluoncv_param_names, load_model
 from gluon_tricks.model_zoo.resnet import _v1_key
+from test_mobilenet_inception import _randomize  # the tests share this helper
 
 SHARED = sorted(set(get_model_list()) & set(gluoncv.model_zoo.get_model_list()))
 # 32 px is enough for the ResNets and MobileNets (stride 32, global pooling); GluonCV's
@@ -31,39 +31,6 @@ ROUND_TRIP = [n for n in SHARED if not n.startswith(('resnet34', 'resnet101', 'r
 def _input(size, seed=0):
     return mx.nd.array(np.random.RandomState(seed).normal(size=(2, 3, size, size))
                        .astype('float32'))
-
-
-def _walk(block):
-    yield block
-    for child in block._children.values():
-        yield from _walk(child)
-
-
-def _randomize(net, x, seed=0):
-    """Xavier weights, random BN affine parameters and biases, and running statistics set
-    from each BN's actual input (randomly perturbed), so that the outputs differ per sample."""
-    mx.random.seed(seed)
-    rng = np.random.RandomState(seed)
-    net.initialize(mx.init.Xavier())
-    net(x)
-    for key, param in net._collect_params_with_prefix().items():
-        if key.endswith('gamma'):
-            param.set_data(mx.nd.array(rng.uniform(0.5, 1.5, size=param.shape)))
-        elif key.endswith(('beta', 'bias')):
-            param.set_data(mx.nd.array(rng.normal(0, 0.2, size=param.shape)))
-
-    def calibrate(block, inputs):
-        data = inputs[0].asnumpy().astype('float64')
-        mean, var = data.mean(axis=(0, 2, 3)), data.var(axis=(0, 2, 3))
-        block.running_mean.set_data(
-            mx.nd.array(mean + rng.normal(0, 0.2, size=mean.shape) * np.sqrt(var)))
-        block.running_var.set_data(mx.nd.array(var * rng.uniform(0.5, 1.5, size=var.shape)))
-
-    handles = [b.register_forward_pre_hook(calibrate)
-               for b in _walk(net) if isinstance(b, nn.BatchNorm)]
-    net(x)
-    for handle in handles:
-        handle.detach()
 
 
 def _assert_same(got, expected):
