@@ -4,13 +4,16 @@ and loadable, never a half-written one.
 Layout of ``save_dir`` (``prefix='checkpoint'``)::
 
     checkpoint-latest.json          pointer: {"dir": "checkpoint-epoch0007", "epoch": 7, ...}
-    checkpoint-epoch0007/           the latest checkpoint
+    checkpoint-epoch0007/           the latest checkpoint (after 7 epochs)
+    checkpoint-epoch0007-batch000120/   a mid-epoch checkpoint: 7 epochs and 120 batches of
+                                    the 8th (SIGTERM/SIGINT, --checkpoint-interval)
         net.params                  net.save_parameters: structural names, GluonCV-compatible
         trainer.states              trainer.save_states: momentum, float32 master weights
                                     (multi_precision) and the pickled optimizer (lr schedule,
                                     update counts)
-        state.json                  epoch, the caller's state (scheduler position, best
-                                    metric, loss scaler, seeds...), file list
+        state.json                  epoch, batch, the caller's state (scheduler position,
+                                    best metric, loss scaler, seeds...), file list and the
+                                    sha256 of every file (verified before loading)
     checkpoint-best -> .checkpoint-best-epoch0005   symlink swapped atomically
     .checkpoint-best-epoch0005/     hard links (or copies) of the best epoch's files
 
@@ -27,13 +30,17 @@ Protocol of :meth:`CheckpointManager.save`:
 
 A crash before step 4 leaves the old pointer, which still names an intact directory; the
 orphaned temporary or epoch directory is removed by the next ``save`` (temporary directories
-only when the process that wrote them is gone). Readers only follow the pointer, so they never
-see a partial directory.
+only when the process that wrote them is gone). Readers follow the pointer, so they never
+see a partial directory; when the pointer itself is missing or damaged,
+:meth:`CheckpointManager.load_latest` scans for the newest complete directory (a directory
+only gets its final name once complete). A full disk ends ``save`` with
+:class:`~gluon_tricks.errors.DiskFullError` and the previous checkpoint in place.
 
 Everything is written by the caller's process; under data parallelism only one rank (rank 0)
 should save, and every rank may load.
 """
 import errno
+import hashlib
 import json
 import os
 import re
@@ -41,6 +48,8 @@ import shutil
 import time
 
 import mxnet as mx
+
+from .errors import DiskFullError, UserError
 
 __all__ = ['CheckpointError', 'Checkpoint', 'CheckpointManager']
 
@@ -50,8 +59,37 @@ STATES_FILE = 'trainer.states'
 STATE_FILE = 'state.json'
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used (missing, corrupt or not matching the model)."""
+class CheckpointError(UserError, RuntimeError):
+    """A checkpoint that cannot be used (missing, corrupt or not matching the model).
+
+    A user error: ``run_main`` shows its message without a traceback."""
+
+
+def _sha256(path, chunk=1 << 22):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _is_disk_full(err):
+    """Whether ``err`` (OSError or MXNetError) means the device (or the quota) is full."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(err)
+    return isinstance(err, mx.base.MXNetError) and (
+        'Write incomplete' in text or 'No space left' in text)
+
+
+def disk_full_error(save_dir, what, previous=None):
+    """The :class:`~gluon_tricks.errors.DiskFullError` for a write into ``save_dir`` that
+    found the device full."""
+    return DiskFullError(
+        'no space left on the device holding %s: %s was not written%s. Free space there (or '
+        'use another --save-dir) and continue with --resume.'
+        % (os.path.abspath(save_dir), what,
+           '; the previous checkpoint %s is kept' % previous if previous else ''))
 
 
 def _fsync_dir(path):
@@ -157,7 +195,10 @@ class Checkpoint(object):
                                   % self.state_path)
         self.meta = meta
         self.epoch = meta['epoch']
+        self.batch = int(meta.get('batch', 0) or 0)
         self.state = meta['state']
+        #: why this checkpoint was found by scanning instead of through the pointer, or None
+        self.recovered = None
         files = meta.get('files', {})
         self.params_path = os.path.join(directory, files.get('params', PARAMS_FILE))
         states = files.get('trainer_states', STATES_FILE)
@@ -167,6 +208,23 @@ class Checkpoint(object):
                 raise CheckpointError('checkpoint %s is incomplete: %s is missing'
                                       % (directory, path))
 
+    def verify(self):
+        """Check every file against the sha256 recorded in ``state.json`` when it was saved
+        (checkpoints of older versions have none); :class:`CheckpointError` naming the file
+        on a mismatch."""
+        for fname, expected in sorted(self.meta.get('sha256', {}).items()):
+            path = os.path.join(self.directory, fname)
+            try:
+                actual = _sha256(path)
+            except OSError as err:
+                raise CheckpointError('cannot read checkpoint file %s: %s' % (path, err))
+            if actual != expected:
+                raise CheckpointError(
+                    'checkpoint file %s is damaged: its sha256 %s differs from %s recorded when '
+                    'it was saved. Restore the file from a copy, or move the directory %s away '
+                    'to resume from an older checkpoint.'
+                    % (path, actual[:16] + '...', expected[:16] + '...', self.directory))
+
     def restore(self, net, trainer=None, ctx=None, allow_missing=False, ignore_extra=False,
                 cast_dtype=False):
         """Load the parameters into ``net`` and, if given, the optimizer states into
@@ -175,8 +233,10 @@ class Checkpoint(object):
         ``trainer.load_states`` replaces the trainer's optimizer by the pickled one: its
         learning-rate scheduler, update counts and hyper-parameters come from the checkpoint
         (exact resume); use ``trainer.optimizer`` / ``trainer.learning_rate`` afterwards, not a
-        scheduler object kept from before the restore.
+        scheduler object kept from before the restore. The files are first verified against
+        their recorded sha256 (:meth:`verify`).
         """
+        self.verify()
         try:
             net.load_parameters(self.params_path, ctx=ctx, allow_missing=allow_missing,
                                 ignore_extra=ignore_extra, cast_dtype=cast_dtype)
@@ -196,7 +256,8 @@ class Checkpoint(object):
         return self.state
 
     def __repr__(self):
-        return 'Checkpoint(epoch=%r, directory=%r)' % (self.epoch, self.directory)
+        return 'Checkpoint(epoch=%r, batch=%r, directory=%r)' % (self.epoch, self.batch,
+                                                                 self.directory)
 
 
 class CheckpointManager(object):
@@ -222,7 +283,8 @@ class CheckpointManager(object):
         self.save_dir = save_dir
         self.prefix = prefix
         self.keep_last = int(keep_last)
-        self._epoch_re = re.compile(r'^%s-epoch(\d+)(?:\.(\d+))?$' % re.escape(prefix))
+        self._epoch_re = re.compile(r'^%s-epoch(\d+)(?:-batch(\d+))?(?:\.(\d+))?$'
+                                    % re.escape(prefix))
         self._best_re = re.compile(r'^\.%s-best-epoch\d+(?:\.\d+)?$' % re.escape(prefix))
         self._tmp_re = re.compile(r'^\.tmp-%s-(?:best-)?-?\d+-(\d+)$' % re.escape(prefix))
         self._tmp_file_re = re.compile(r'^%s-(?:latest\.json|best)\.tmp-(\d+)$'
@@ -254,13 +316,13 @@ class CheckpointManager(object):
         return None
 
     # -- saving -----------------------------------------------------------------------------
-    def save(self, epoch, net, trainer=None, state=None, is_best=False):
+    def save(self, epoch, net, trainer=None, state=None, is_best=False, batch=0):
         """Save a checkpoint atomically and return its directory.
 
         Parameters
         ----------
         epoch : int
-            Epoch just completed (names the directory ``<prefix>-epoch%04d``).
+            Epochs completed (names the directory ``<prefix>-epoch%04d``).
         net : mxnet.gluon.Block
         trainer : mxnet.gluon.Trainer or None
         state : dict or None
@@ -268,55 +330,80 @@ class CheckpointManager(object):
             ``state_dict()``, seeds, anything needed to resume.
         is_best : bool
             Also make this checkpoint ``<prefix>-best``.
+        batch : int
+            Batches completed of epoch ``epoch + 1`` (a mid-epoch checkpoint,
+            ``<prefix>-epoch%04d-batch%06d``); 0 at the end of an epoch.
+
+        Raises
+        ------
+        gluon_tricks.errors.DiskFullError
+            The device holding ``save_dir`` is full; nothing of this checkpoint remains and
+            the previous one is still the latest.
         """
-        epoch = int(epoch)
-        meta = {'format': FORMAT_VERSION, 'epoch': epoch, 'time': time.time(),
+        epoch, batch = int(epoch), int(batch)
+        meta = {'format': FORMAT_VERSION, 'epoch': epoch, 'batch': batch, 'time': time.time(),
                 'mxnet_version': mx.__version__, 'model': type(net).__name__,
                 'files': {'params': PARAMS_FILE,
                           'trainer_states': STATES_FILE if trainer is not None else None},
                 'state': {} if state is None else state}
         try:
-            meta_text = json.dumps(meta, indent=1, sort_keys=True)
+            json.dumps(meta)
         except (TypeError, ValueError) as err:
             raise TypeError('checkpoint state must be JSON-serialisable: %s' % err)
 
-        os.makedirs(self.save_dir, exist_ok=True)
-        self._remove_stale_tmp()
+        what = 'the checkpoint of epoch %d%s' % (epoch, ', batch %d' % batch if batch else '')
         tmp = os.path.join(self.save_dir, '.tmp-%s-%d-%d' % (self.prefix, epoch, os.getpid()))
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
-        os.makedirs(tmp)
         try:
-            params_path = os.path.join(tmp, PARAMS_FILE)
-            net.save_parameters(params_path)
-            _fsync_file(params_path)
-            if trainer is not None:
-                states_path = os.path.join(tmp, STATES_FILE)
-                trainer.save_states(states_path)
-                _fsync_file(states_path)
-            with open(os.path.join(tmp, STATE_FILE), 'w') as f:
-                f.write(meta_text)
-                f.flush()
-                os.fsync(f.fileno())
-            _fsync_dir(tmp)
+            os.makedirs(self.save_dir, exist_ok=True)
+            self._remove_stale_tmp()
+            if os.path.exists(tmp):
+                shutil.rmtree(tmp)
+            os.makedirs(tmp)
+            try:
+                params_path = os.path.join(tmp, PARAMS_FILE)
+                net.save_parameters(params_path)
+                _fsync_file(params_path)
+                written = [PARAMS_FILE]
+                if trainer is not None:
+                    states_path = os.path.join(tmp, STATES_FILE)
+                    trainer.save_states(states_path)
+                    _fsync_file(states_path)
+                    written.append(STATES_FILE)
+                meta['sha256'] = {f: _sha256(os.path.join(tmp, f)) for f in written}
+                with open(os.path.join(tmp, STATE_FILE), 'w') as f:
+                    f.write(json.dumps(meta, indent=1, sort_keys=True))
+                    f.flush()
+                    os.fsync(f.fileno())
+                _fsync_dir(tmp)
 
-            referenced = {self._latest_dir_name(), self._best_dir_name()}
-            name = self._free_epoch_name(epoch, referenced)
-            final = os.path.join(self.save_dir, name)
-            os.rename(tmp, final)
-            _fsync_dir(self.save_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-
-        self._write_pointer(name, epoch)
-        if is_best:
-            self._make_best(name, epoch)
-        self._prune()
+                referenced = {self._latest_dir_name(), self._best_dir_name()}
+                name = self._free_epoch_name(epoch, referenced, batch)
+                final = os.path.join(self.save_dir, name)
+                os.rename(tmp, final)
+                _fsync_dir(self.save_dir)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            self._write_pointer(name, epoch, batch)
+            if is_best:
+                self._make_best(name, epoch)
+            self._prune()
+        except (OSError, mx.base.MXNetError) as err:
+            if not _is_disk_full(err):
+                raise
+            try:
+                previous = self._latest_dir_name()
+            except CheckpointError:
+                previous = None
+            raise disk_full_error(self.save_dir, what,
+                                  os.path.join(self.save_dir, previous) if previous else None) \
+                from None
         return final
 
-    def _free_epoch_name(self, epoch, referenced):
+    def _free_epoch_name(self, epoch, referenced, batch=0):
         base = '%s-epoch%04d' % (self.prefix, epoch)
+        if batch:
+            base += '-batch%06d' % batch
         name, i = base, 0
         while os.path.lexists(os.path.join(self.save_dir, name)):
             if name not in referenced:  # orphan of a crashed save: not reachable, remove
@@ -326,10 +413,10 @@ class CheckpointManager(object):
             name = '%s.%d' % (base, i)
         return name
 
-    def _write_pointer(self, name, epoch):
+    def _write_pointer(self, name, epoch, batch=0):
         _write_atomic(self.latest_path, json.dumps(
-            {'format': FORMAT_VERSION, 'dir': name, 'epoch': epoch, 'time': time.time()},
-            indent=1, sort_keys=True))
+            {'format': FORMAT_VERSION, 'dir': name, 'epoch': epoch, 'batch': batch,
+             'time': time.time()}, indent=1, sort_keys=True))
 
     def _make_best(self, name, epoch):
         src = os.path.join(self.save_dir, name)
@@ -382,7 +469,7 @@ class CheckpointManager(object):
         for entry in os.listdir(self.save_dir):
             m = self._epoch_re.match(entry)
             if m:
-                epochs.append(((int(m.group(1)), int(m.group(2) or 0)), entry))
+                epochs.append((self._key(m), entry))
             elif self._best_re.match(entry) and entry != best:
                 shutil.rmtree(os.path.join(self.save_dir, entry), ignore_errors=True)
         epochs.sort()
@@ -400,21 +487,75 @@ class CheckpointManager(object):
             if entry not in keep:
                 shutil.rmtree(os.path.join(self.save_dir, entry), ignore_errors=True)
 
-    # -- loading ----------------------------------------------------------------------------
-    def load_latest(self):
-        """The checkpoint the pointer names, or ``None`` if nothing was saved yet.
+    @staticmethod
+    def _key(match):
+        """Order of epoch directories: (epoch, batch, repeat suffix)."""
+        return tuple(int(match.group(i) or 0) for i in (1, 2, 3))
 
-        Raises :class:`CheckpointError` if the pointer is corrupt or names a missing or
-        incomplete directory, or its ``state.json`` is corrupt.
+    # -- loading ----------------------------------------------------------------------------
+    def scan(self):
+        """Every complete checkpoint directory of ``save_dir`` (readable ``state.json``, every
+        file present), newest first, without consulting the pointer; damaged ones are
+        skipped."""
+        if not os.path.isdir(self.save_dir):
+            return []
+        found = []
+        for entry in os.listdir(self.save_dir):
+            m = self._epoch_re.match(entry)
+            if not m:
+                continue
+            try:
+                ckpt = Checkpoint(os.path.join(self.save_dir, entry))
+            except CheckpointError:
+                continue
+            found.append(((ckpt.epoch, ckpt.batch) + self._key(m)[2:], ckpt))
+        return [ckpt for _, ckpt in sorted(found, key=lambda kv: kv[0], reverse=True)]
+
+    def load_latest(self, scan=True):
+        """The latest checkpoint, or ``None`` if nothing was saved yet.
+
+        The pointer names it. When the pointer is missing, corrupt, or names a missing or
+        incomplete directory and ``scan`` is true, the newest complete directory found by
+        :meth:`scan` is returned instead, with :attr:`Checkpoint.recovered` saying why (the
+        caller should log it and :meth:`repair_pointer`). Raises :class:`CheckpointError` when
+        the pointer is damaged and no complete checkpoint exists (or ``scan`` is false).
         """
-        name = self._latest_dir_name()
-        if name is None:
-            return None
-        directory = os.path.join(self.save_dir, name)
-        if not os.path.isdir(directory):
-            raise CheckpointError('checkpoint pointer %s refers to a missing directory %s'
-                                  % (self.latest_path, directory))
-        return Checkpoint(directory)
+        problem = None
+        try:
+            name = self._latest_dir_name()
+        except CheckpointError as err:
+            name, problem = None, str(err)
+        if name is not None:
+            directory = os.path.join(self.save_dir, name)
+            if not os.path.isdir(directory):
+                problem = ('checkpoint pointer %s refers to a missing directory %s'
+                           % (self.latest_path, directory))
+            else:
+                try:
+                    return Checkpoint(directory)
+                except CheckpointError as err:
+                    problem = str(err)
+        elif problem is None:
+            problem = 'checkpoint pointer %s is missing' % self.latest_path
+        found = self.scan() if scan else []
+        if found:
+            found[0].recovered = problem
+            return found[0]
+        if name is None and not os.path.exists(self.latest_path):
+            return None  # nothing saved yet
+        raise CheckpointError('%s, and %s holds no other complete checkpoint'
+                              % (problem, self.save_dir))
+
+    def repair_pointer(self, checkpoint):
+        """Point ``<prefix>-latest.json`` at ``checkpoint`` (one found by :meth:`scan`)."""
+        self._write_pointer(os.path.basename(checkpoint.directory), checkpoint.epoch,
+                            checkpoint.batch)
+
+    def mark_best(self, checkpoint):
+        """Make ``checkpoint`` (a directory of this manager) ``<prefix>-best``, atomically, e.g.
+        to repair a best link left stale by a kill between the pointer and the best update."""
+        self._make_best(os.path.basename(checkpoint.directory), checkpoint.epoch)
+        self._prune()
 
     def load_best(self):
         """The ``<prefix>-best`` checkpoint, or ``None`` if none was marked best."""

@@ -339,9 +339,12 @@ def run_main(fn, *args, **kwargs):
     On success returns ``fn``'s result.  On an exception (including ``KeyboardInterrupt`` and
     ``SystemExit`` with a non-zero code) it writes ``[gluon_tricks] rank R/N failed: <error>``
     and the traceback to stderr (and to the file handlers of the root logger), flushes, and
-    ends the process with ``os._exit(code)`` (1, 130 for Ctrl-C, or the ``SystemExit`` code):
-    no thread joins and no ``atexit`` handlers that could block on a collective.  Under
-    ``horovodrun`` the launcher then terminates the other ranks and exits non-zero.
+    ends the process with ``os._exit(code)`` (1, 130 for Ctrl-C, the ``SystemExit`` code, or
+    the exception's ``exit_code``: 128 + signal for
+    :class:`~gluon_tricks.errors.Preempted`): no thread joins and no ``atexit`` handlers
+    that could block on a collective.  Under ``horovodrun`` the launcher then terminates the
+    other ranks and exits non-zero.  User errors (:func:`_is_user_error`) are shown without
+    their traceback.
     """
     try:
         return fn(*args, **kwargs)
@@ -353,19 +356,26 @@ def run_main(fn, *args, **kwargs):
     except KeyboardInterrupt as e:
         _report_failure(e, 130)
     except BaseException as e:   # noqa: B902 - anything must end the rank
-        _report_failure(e, 1)
+        _report_failure(e, getattr(e, 'exit_code', 1))
 
 
 def _is_user_error(exc):
-    """Errors that our own checks raise for bad flags, files or data (and NaN losses)."""
-    return isinstance(exc, (ValueError, OSError, SystemExit)) or \
+    """Errors that our own checks raise for bad flags, files, data or checkpoints (and NaN
+    losses): every :class:`~gluon_tricks.errors.UserError` (``CheckpointError``,
+    ``DiskFullError``, ``Preempted`` ...), ``ValueError``, ``OSError``, ``SystemExit`` and
+    anything with ``user_error = True``."""
+    from .errors import UserError
+    return isinstance(exc, (UserError, ValueError, OSError, SystemExit)) or \
         getattr(exc, 'user_error', False)
 
 
 def _report_failure(exc, code):
+    from .errors import Preempted
     try:
         rank, size = current_rank()
         head = '[gluon_tricks] rank %d/%d failed: %s: %s' % (rank, size, type(exc).__name__, exc)
+        if isinstance(exc, Preempted):
+            head = '[gluon_tricks] rank %d/%d stopped: %s' % (rank, size, exc)
         if _is_user_error(exc) and not os.environ.get('GLUON_TRICKS_TRACEBACK'):
             # a mistake in the flags or the data: the message says what to do
             text = head + '\n(set GLUON_TRICKS_TRACEBACK=1 to see the traceback)\n'

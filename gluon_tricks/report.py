@@ -225,8 +225,8 @@ class RunInfo(object):
     name, path : str
     exists : bool
     metrics : list of dict
-        ``metrics.jsonl`` lines, one per epoch (a repeated epoch keeps its last line, as
-        after a resume).
+        ``metrics.jsonl`` lines, exactly one per epoch (:func:`gluon_tricks.runlog.read_metrics`:
+        anything else is an error; ``--resume`` repairs the file).
     argv : list of str
         The training script's arguments (``argv.txt``), empty when unknown.
     meta : dict
@@ -243,18 +243,8 @@ class RunInfo(object):
             return
         mpath = os.path.join(path, 'metrics.jsonl')
         if os.path.isfile(mpath):
-            by_epoch = OrderedDict()
-            with open(mpath) as f:
-                for line in f:
-                    line = line.strip()
-                    if not line:
-                        continue
-                    try:
-                        rec = json.loads(line)
-                    except ValueError:
-                        continue  # a line cut by a crash
-                    by_epoch[rec.get('epoch', len(by_epoch) + 1)] = rec
-            self.metrics = [by_epoch[k] for k in sorted(by_epoch)]
+            from .runlog import read_metrics
+            self.metrics = read_metrics(mpath)   # one line per epoch, else MetricsError
         apath = os.path.join(path, 'argv.txt')
         if os.path.isfile(apath):
             with open(apath) as f:

@@ -157,8 +157,8 @@ def test_crash_between_rename_and_pointer_update(tmp_path, monkeypatch):
     manager.save(4, net, trainer, {'n': 4})
     train(net, trainer, 1, 0)
 
-    def crash(name, epoch):
-        raise OSError('disk full while writing the pointer')
+    def crash(name, epoch, batch=0):
+        raise OSError('cannot write the pointer')
     monkeypatch.setattr(manager, '_write_pointer', crash)
     with pytest.raises(OSError):
         manager.save(5, net, trainer, {'n': 5})
@@ -293,3 +293,23 @@ def test_keep_last_and_abandoned_epochs(tmp_path):
     assert sorted(e for e in os.listdir(str(tmp_path)) if 'epoch' in e) == \
         ['checkpoint-epoch0000', 'checkpoint-epoch0001']
     assert manager.load_latest().state == {'e': 'new 1'}
+
+
+def test_mid_epoch_checkpoints_are_named_ordered_pruned_and_checksummed(tmp_path):
+    net, trainer = fp16_setup()
+    manager = CheckpointManager(str(tmp_path))
+    manager.save(1, net, trainer, {'e': 1})
+    path = manager.save(1, net, trainer, {'e': '1+3'}, batch=3)
+    assert os.path.basename(path) == 'checkpoint-epoch0001-batch000003'
+    assert sorted(os.listdir(str(tmp_path))) == ['checkpoint-epoch0001-batch000003',
+                                                 'checkpoint-latest.json']
+    latest = manager.load_latest()
+    assert (latest.epoch, latest.batch) == (1, 3)
+    assert sorted(latest.meta['sha256']) == ['net.params', 'trainer.states']
+    manager.save(2, net, trainer, {'e': 2})
+    assert [(c.epoch, c.batch) for c in manager.scan()] == [(2, 0)]
+    # the scan orders by (epoch, batch) when the pointer is gone
+    manager.save(2, net, trainer, {'e': '2+7'}, batch=7)
+    os.makedirs(str(tmp_path / 'keep'))
+    os.remove(str(tmp_path / 'checkpoint-latest.json'))
+    assert (manager.load_latest().epoch, manager.load_latest().batch) == (2, 7)

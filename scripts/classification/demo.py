@@ -13,7 +13,6 @@ Usage: ``python scripts/classification/demo.py [--out demo_out] [--num-epochs 12
 """
 import argparse
 import glob
-import json
 import os
 import subprocess
 import sys
@@ -74,8 +73,8 @@ def main(argv=None):
                 for c in ('3', '5', '8')]
     run([py, os.path.join(HERE, 'predict.py'), '--prefix', export_prefix] + held_out)
 
-    with open(os.path.join(run_dir, 'metrics.jsonl')) as f:
-        metrics = [json.loads(line) for line in f]
+    from gluon_tricks.runlog import read_metrics
+    metrics = read_metrics(os.path.join(run_dir, 'metrics.jsonl'))
     best = max(metrics, key=lambda m: m['top1'])
     print('\ndemo finished in %.0f s: best validation top-1 %.4f (epoch %d of %d), '
           'top-5 %.4f on %d held-out digits'

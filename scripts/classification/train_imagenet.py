@@ -35,9 +35,10 @@ from gluon_tricks.model_zoo import get_initializer, get_model, get_model_list
 from gluon_tricks.model_zoo.io import load_model
 from gluon_tricks.optim import apply_no_bias_decay, optimizer_params
 from gluon_tricks.precision import LossScaler, cast_network, init_amp
-from gluon_tricks.runlog import append_jsonl, resume_run, start_run
+from gluon_tricks.runlog import TrainingRun, add_run_args, append_jsonl, check_run_args, \
+    resume_run, run_config, start_run
 
-# independent random streams derived from (--seed, epoch, stream, rank)
+# independent random streams derived from (--seed, epoch, stream, rank[, batch])
 _STREAM_INIT, _STREAM_MXNET, _STREAM_MIXUP = 0, 1, 2
 
 
@@ -108,21 +109,38 @@ def parse_args(argv=None):
                    help='write a checkpoint every N epochs (and after the last)')
     g.add_argument('--resume', action='store_true',
                    help='continue from the latest checkpoint in --save-dir')
+    add_run_args(g)
     g.add_argument('--logging-file', default=None,
                    help='log file (default: SAVE_DIR/train.log)')
     g.add_argument('--log-interval', type=int, default=50, help='batches between log lines')
     g.add_argument('--seed', type=int, default=0, help='seed of every random choice')
     g.add_argument('--horovod', action='store_true',
                    help='Horovod data parallelism (launch with horovodrun)')
-    g.add_argument('--kvstore', default='device', help='kvstore for several local devices')
+    g.add_argument('--kvstore', default=None,
+                   help='kvstore for several local devices (default: device; not with '
+                        '--horovod)')
     g.add_argument('--progress', default='auto', choices=['auto', 'bar', 'log'],
                    help='tqdm bar (auto: when stderr is a terminal) or log lines only')
+    g.add_argument('--tensorboard', default=None, metavar='DIR',
+                   help='also write the metrics.jsonl scalars as TensorBoard event files in '
+                        'DIR (rank 0; needs tensorboardX, the [tensorboard] extra)')
     args = parser.parse_args(argv)
     _check_args(parser, args)
     return args
 
 
 def _check_args(parser, args):
+    check_run_args(parser, args)
+    if args.mixup and args.mixup_alpha <= 0:
+        parser.error('--mixup-alpha must be positive (the Beta(alpha, alpha) of mixup; paper: '
+                     '0.2), got %g' % args.mixup_alpha)
+    if args.label_smoothing and not 0 <= args.smoothing_eps < 1:
+        parser.error('--smoothing-eps must be in [0, 1) (paper: 0.1), got %g'
+                     % args.smoothing_eps)
+    if args.last_gamma and not args.model.lower().startswith('resnet'):
+        parser.error('--last-gamma zero-initializes the last BatchNorm of residual blocks; '
+                     '--model %s has none (use a resnet* model or drop --last-gamma)'
+                     % args.model)
     if args.model.lower() not in get_model_list():
         parser.error('unknown --model %r; valid names: %s'
                      % (args.model, ', '.join(get_model_list())))
@@ -221,11 +239,29 @@ def main(argv=None):
         dist.broadcast_parameters(teacher.collect_params())  # one teacher for every rank
 
     ckpt = CheckpointManager(args.save_dir) if dist.is_master else None
-    start_epoch, best_top1 = 0, 0.0
+    best_top1, record, totals, tic = 0.0, None, None, time.time()
+
+    def checkpoint_state(epochs_done, batch):
+        state = {'epoch': epochs_done, 'best_top1': best_top1, 'model': args.model,
+                 'classes': classes, 'loss_scaler': scaler.state_dict(), 'seed': args.seed,
+                 'metrics': record}
+        if batch:   # mid-epoch: the sums of the running epoch, for its metrics line
+            read_window()
+            state['partial'] = dict(totals, time=totals['time'] + time.time() - tic)
+        return state
+
+    config = run_config(args, lr=lr, global_batch=global_batch, classes=classes,
+                        iters_per_epoch=iters_per_epoch)
+    run = TrainingRun(args, dist, ckpt, net, trainer, iters_per_epoch, checkpoint_state, config)
+    resumed_totals = None
     if args.resume:
-        state = resume_run(args.save_dir, net, trainer, devices, dist)
+        state = resume_run(args.save_dir, net, trainer, devices, dist, config, 'top1',
+                           {'lr_scheduler': scheduler, 'momentum': args.momentum,
+                            'wd': args.wd})
         scaler.load_state_dict(state.get('loss_scaler', {}))
-        start_epoch, best_top1 = state['epoch'], state.get('best_top1', 0.0)
+        best_top1 = state.get('best_top1', 0.0)
+        resumed_totals = state.get('partial')
+        run.resume_from(state)
 
     recipe = Recipe(classes, args.smoothing_eps if args.label_smoothing else 0.0,
                     args.smoothing_style, args.mixup_alpha if args.mixup else 0.0,
@@ -235,44 +271,58 @@ def main(argv=None):
                                                      if not k.startswith('_')},
                                                     sort_keys=True, default=str)))
     metrics_path = os.path.join(args.save_dir, 'metrics.jsonl')
+    board = None
+    if args.tensorboard and dist.is_master:
+        from gluon_tricks.curves import TensorBoardWriter
+        board = TensorBoardWriter(args.tensorboard)
     show_bar = dist.is_master and (args.progress == 'bar' or
                                    (args.progress == 'auto' and sys.stderr.isatty()))
-    for epoch in range(start_epoch, args.num_epochs):
-        # Every random choice of an epoch derives from (seed, epoch, rank): a resumed run
-        # repeats exactly what the uninterrupted run would have done.
-        mx.random.seed(derive_seed(args.seed, epoch, _STREAM_MXNET, dist.rank))
-        step.rng = np.random.RandomState(derive_seed(args.seed, epoch, _STREAM_MIXUP, dist.rank))
-        train_loader.set_epoch(epoch)
+
+    def read_window():
+        """Fold the step's meters into the epoch totals (stop on a NaN/inf loss)."""
+        m = step.read_meters()
+        if m['first_bad_batch'] >= 0:
+            raise NonFiniteLossError(
+                'the training loss became NaN/inf at epoch %d, batch %d (lr %.5g); '
+                'the last good checkpoint is %s. Lower --lr, add --warmup-epochs or '
+                'check the data.' % (epoch + 1, m['first_bad_batch'] + 1,
+                                     trainer.learning_rate, run.last_saved or 'none'))
+        totals['loss'] += m['loss'] * m['samples']
+        totals['acc'] += m['accuracy'] * m['samples']
+        totals['samples'] += m['samples']
+        return m
+
+    for epoch in range(run.start_epoch, args.num_epochs):
+        start = run.start_batch(epoch)
+        train_loader.set_epoch(epoch, start_batch=start)
         tic = time.time()
-        window_tic, epoch_loss, epoch_acc, epoch_samples = time.time(), 0.0, 0.0, 0
+        totals = dict(resumed_totals) if start and resumed_totals else \
+            {'loss': 0.0, 'acc': 0.0, 'samples': 0, 'time': 0.0}
+        window_tic = time.time()
         batches = iter(train_loader)
         if show_bar:
             from tqdm import tqdm
-            batches = tqdm(batches, total=iters_per_epoch, desc='epoch %d' % (epoch + 1),
-                           leave=False)
-        latest = ckpt.load_latest() if ckpt else None
-        last_good = latest.directory if latest else None
-        for i, batch in enumerate(batches):
+            batches = tqdm(batches, total=iters_per_epoch, initial=start,
+                           desc='epoch %d' % (epoch + 1), leave=False)
+        for i, batch in enumerate(batches, start):
+            # Every random choice of a step derives from (seed, epoch, stream, rank, batch): a
+            # run resumed at any batch repeats exactly what the uninterrupted run did.
+            mx.random.seed(derive_seed(args.seed, epoch, _STREAM_MXNET, dist.rank, i))
+            step.rng = np.random.RandomState(derive_seed(args.seed, epoch, _STREAM_MIXUP,
+                                                         dist.rank, i))
             step(batch[0], batch[1], epoch, i)
             if (i + 1) % args.log_interval == 0 or i + 1 == iters_per_epoch:
-                m = step.read_meters()
-                if m['first_bad_batch'] >= 0:
-                    raise NonFiniteLossError(
-                        'the training loss became NaN/inf at epoch %d, batch %d (lr %.5g); '
-                        'the last good checkpoint is %s. Lower --lr, add --warmup-epochs or '
-                        'check the data.' % (epoch + 1, m['first_bad_batch'] + 1,
-                                             trainer.learning_rate, last_good or 'none'))
+                m = read_window()
                 speed = m['samples'] * dist.size / max(time.time() - window_tic, 1e-9)
                 log('epoch %d batch %d/%d: %.1f samples/s  lr %.5g  loss %.4f  train-acc %.4f%s'
                     % (epoch + 1, i + 1, iters_per_epoch, speed, trainer.learning_rate,
                        m['loss'], m['accuracy'],
                        '  skipped-steps %d  loss-scale %g' % (scaler.num_skipped, scaler.scale)
                        if scaler.mode != "off" else ''))
-                epoch_loss += m['loss'] * m['samples']
-                epoch_acc += m['accuracy'] * m['samples']
-                epoch_samples += m['samples']
                 window_tic = time.time()
-        train_time = time.time() - tic
+            run.after_batch(epoch, i)
+        train_time = totals['time'] + time.time() - tic
+        epoch_loss, epoch_acc, epoch_samples = totals['loss'], totals['acc'], totals['samples']
         dist.broadcast_statistics(net)          # rank 0's BN statistics: the saved model
         val = evaluate(net, val_loader, devices, dist, args.dtype)
         is_best = val['top1'] > best_top1
@@ -288,14 +338,13 @@ def main(argv=None):
                record['samples_per_sec']))
         if dist.is_master:
             append_jsonl(metrics_path, record)
-            if (epoch + 1) % args.save_frequency == 0 or epoch + 1 == args.num_epochs \
-                    or is_best:
-                path = ckpt.save(epoch + 1, net, trainer,
-                                 {'epoch': epoch + 1, 'best_top1': best_top1,
-                                  'model': args.model, 'classes': classes,
-                                  'loss_scaler': scaler.state_dict(), 'seed': args.seed,
-                                  'metrics': record}, is_best=is_best)
-                log('checkpoint: %s' % path)
+            if board is not None:
+                board.write(record)
+        run.end_epoch(epoch, is_best, due=(epoch + 1) % args.save_frequency == 0 or
+                      epoch + 1 == args.num_epochs)
+    run.close()
+    if board is not None:
+        board.close()
     log('finished: best val top-1 %.4f' % best_top1)
     return best_top1
 

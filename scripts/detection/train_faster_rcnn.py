@@ -39,7 +39,8 @@ from gluon_tricks.distributed import run_main
 from gluon_tricks.lr_scheduler import LRScheduler, resolve_lr
 from gluon_tricks.model_zoo import get_model_list
 from gluon_tricks.optim import optimizer_params
-from gluon_tricks.runlog import append_jsonl, resume_run, start_run
+from gluon_tricks.runlog import TrainingRun, add_run_args, append_jsonl, check_run_args, \
+    resume_run, run_config, start_run
 
 
 def parse_args(argv=None):
@@ -99,16 +100,20 @@ def parse_args(argv=None):
                    help='evaluate every N epochs (and after the last)')
     g.add_argument('--resume', action='store_true',
                    help='continue from the latest checkpoint in --save-dir')
+    add_run_args(g)
     g.add_argument('--log-interval', type=int, default=100, help='batches between log lines')
     g.add_argument('--logging-file', default=None, help='default SAVE_DIR/train.log')
     g.add_argument('--seed', type=int, default=233, help='seed of every random choice')
     g.add_argument('--horovod', action='store_true', help='Horovod data parallelism')
-    g.add_argument('--kvstore', default='device', help='kvstore for several local devices')
+    g.add_argument('--kvstore', default=None,
+                   help='kvstore for several local devices (default: device; not with '
+                        '--horovod)')
     g.add_argument('--disable-hybridization', action='store_true', help='run imperatively')
     g.add_argument('--save-predictions', default=None,
                    help='write the final test predictions of this rank (pickle) to this file')
     g.add_argument('--verbose', action='store_true', help='log the trained parameters')
     args = p.parse_args(argv)
+    check_run_args(p, args)
     if args.backbone.lower() not in get_model_list() or not args.backbone.startswith('resnet'):
         p.error('unknown --backbone %r; valid: %s' % (
             args.backbone, ', '.join(m for m in get_model_list() if m.startswith('resnet'))))
@@ -216,11 +221,30 @@ def main(argv=None):
                                 optimizer_params(scheduler, momentum=args.momentum, wd=args.wd),
                                 kvstore=args.kvstore)
 
-    ckpt = CheckpointManager(args.save_dir)
-    start_epoch, best_map, result = 0, -1.0, None
+    ckpt = CheckpointManager(args.save_dir) if dist.is_master else None
+    best_map, result, partial, tic = -1.0, None, None, time.time()
+
+    def checkpoint_state(epochs_done, batch):
+        state = {'epoch': epochs_done, 'best_map': best_map, 'result': _json_ready(result),
+                 'backbone': args.backbone, 'seed': args.seed,
+                 'backbone_params': os.path.abspath(net.backbone_params_file),
+                 'classes': list(val_set.classes)}
+        if batch:   # mid-epoch: the sums of the running epoch, for its metrics line
+            state['partial'] = {'sums': (sums + window).tolist(), 'seen': seen,
+                                'rpn_acc': [rpn_acc.sum_metric, rpn_acc.num_inst],
+                                'rcnn_acc': [rcnn_acc.sum_metric, rcnn_acc.num_inst],
+                                'time': partial_time + time.time() - tic}
+        return state
+
+    config = run_config(args, lr=lr, global_batch=global_batch,
+                        iters_per_epoch=iters_per_epoch)
+    run = TrainingRun(args, dist, ckpt, net, trainer, iters_per_epoch, checkpoint_state, config)
     if args.resume:
-        state = resume_run(args.save_dir, net, trainer, devices, dist)
-        start_epoch, best_map = state['epoch'], state.get('best_map', -1.0)
+        state = resume_run(args.save_dir, net, trainer, devices, dist, config, 'map',
+                           {'lr_scheduler': scheduler, 'momentum': args.momentum,
+                            'wd': args.wd})
+        best_map, partial = state.get('best_map', -1.0), state.get('partial')
+        run.resume_from(state)
     log('training: %s' % json.dumps(vars(args), sort_keys=True, default=str))
 
     task = ForwardBackwardTask(net, trainer, mx.gluon.loss.SigmoidBinaryCrossEntropyLoss(
@@ -229,17 +253,28 @@ def main(argv=None):
     loss_names = ('rpn_conf', 'rpn_smoothl1', 'rcnn_ce', 'rcnn_smoothl1')
     metrics_path = os.path.join(args.save_dir, 'metrics.jsonl')
     voc_metric = VOC07MApMetric(iou_thresh=0.5, class_names=list(val_set.classes))
-    for epoch in range(start_epoch, args.epochs):
-        mx.random.seed(derive_seed(args.seed, epoch, 1, dist.rank))
-        np.random.seed(derive_seed(args.seed, epoch, 2, dist.rank))
-        random.seed(derive_seed(args.seed, epoch, 3, dist.rank))
-        sampler.epoch = epoch
+    for epoch in range(run.start_epoch, args.epochs):
+        start = run.start_batch(epoch)
+        sampler.epoch, sampler.start_batch = epoch, start
         _hybridize(net, args)  # training and test graphs differ: a fresh cache each phase
         rpn_acc, rcnn_acc = RPNAccMetric(), RCNNAccMetric()
         sums, window = np.zeros(len(loss_names)), np.zeros(len(loss_names))
         tic = window_tic = time.time()
         seen = window_seen = 0
-        for i, batch in enumerate(train_data):
+        partial_time = 0.0
+        if start and partial:   # resumed mid-epoch: the sums of the batches before
+            sums[:] = partial['sums']
+            seen, partial_time = partial['seen'], partial['time']
+            for metric, (total, count) in ((rpn_acc, partial['rpn_acc']),
+                                           (rcnn_acc, partial['rcnn_acc'])):
+                metric.sum_metric = metric.global_sum_metric = total
+                metric.num_inst = metric.global_num_inst = count
+        for i, batch in enumerate(train_data, start):
+            # every random choice of a step derives from (seed, epoch, stream, rank, batch):
+            # a run resumed at any batch repeats what the uninterrupted run did
+            mx.random.seed(derive_seed(args.seed, epoch, 1, dist.rank, i))
+            np.random.seed(derive_seed(args.seed, epoch, 2, dist.rank, i))
+            random.seed(derive_seed(args.seed, epoch, 3, dist.rank, i))
             batch = _split_and_load(batch, devices)
             for shard in zip(*batch):
                 out = task.forward_backward(shard)
@@ -267,7 +302,8 @@ def main(argv=None):
                 sums += window
                 window[:] = 0
                 window_seen, window_tic = 0, time.time()
-        train_time = time.time() - tic
+            run.after_batch(epoch, i)
+        train_time = partial_time + time.time() - tic
         record = {'epoch': epoch + 1, 'lr': trainer.learning_rate, 'epoch_time': train_time,
                   'samples_per_sec': seen * dist.size / max(train_time, 1e-9),
                   'rpn_acc': rpn_acc.get()[1], 'rcnn_acc': rcnn_acc.get()[1]}
@@ -285,14 +321,9 @@ def main(argv=None):
         best_map = max(best_map, record.get('map', -1.0))
         if dist.is_master:
             append_jsonl(metrics_path, record)
-            if (epoch + 1) % args.save_interval == 0 or epoch + 1 == args.epochs or is_best:
-                path = ckpt.save(epoch + 1, net, trainer,
-                                 {'epoch': epoch + 1, 'best_map': best_map,
-                                  'result': _json_ready(result),
-                                  'backbone': args.backbone, 'seed': args.seed,
-                                  'backbone_params': os.path.abspath(net.backbone_params_file),
-                                  'classes': list(val_set.classes)}, is_best=is_best)
-                log('checkpoint: %s' % path)
+        run.end_epoch(epoch, is_best, due=(epoch + 1) % args.save_interval == 0 or
+                      epoch + 1 == args.epochs)
+    run.close()
 
     predictions = [] if args.save_predictions else None
     if result is None or predictions is not None:

@@ -37,7 +37,8 @@ from gluon_tricks.distributed import run_main
 from gluon_tricks.lr_scheduler import LRScheduler, resolve_lr
 from gluon_tricks.model_zoo import get_model_list
 from gluon_tricks.optim import apply_no_bias_decay, optimizer_params
-from gluon_tricks.runlog import append_jsonl, resume_run, start_run
+from gluon_tricks.runlog import TrainingRun, add_run_args, append_jsonl, check_run_args, \
+    resume_run, run_config, start_run
 
 
 def parse_args(argv=None):
@@ -94,13 +95,17 @@ def parse_args(argv=None):
                    help='evaluate every N epochs (and after the last)')
     g.add_argument('--resume', action='store_true',
                    help='continue from the latest checkpoint in --save-dir')
+    add_run_args(g)
     g.add_argument('--log-interval', type=int, default=20, help='batches between log lines')
     g.add_argument('--logging-file', default=None, help='default SAVE_DIR/train.log')
     g.add_argument('--seed', type=int, default=0, help='seed of every random choice')
     g.add_argument('--horovod', action='store_true', help='Horovod data parallelism')
-    g.add_argument('--kvstore', default='device', help='kvstore for several local devices')
+    g.add_argument('--kvstore', default=None,
+                   help='kvstore for several local devices (default: device; not with '
+                        '--horovod)')
     g.add_argument('--disable-hybridization', action='store_true', help='run imperatively')
     args = p.parse_args(argv)
+    check_run_args(p, args)
     if args.backbone.lower() not in get_model_list() or not args.backbone.startswith('resnet'):
         p.error('unknown --backbone %r; valid: %s' % (
             args.backbone, ', '.join(m for m in get_model_list() if m.startswith('resnet'))))
@@ -170,26 +175,48 @@ def main(argv=None):
                                                  wd=args.weight_decay),
                                 kvstore=args.kvstore)
 
-    ckpt = CheckpointManager(args.save_dir)
-    start_epoch, best_miou, result = 0, -1.0, None
+    ckpt = CheckpointManager(args.save_dir) if dist.is_master else None
+    best_miou, result, partial, tic = -1.0, None, None, time.time()
+
+    def checkpoint_state(epochs_done, batch):
+        state = {'epoch': epochs_done, 'best_miou': best_miou, 'result': result,
+                 'backbone': args.backbone, 'seed': args.seed,
+                 'backbone_params': os.path.abspath(net.backbone_params_file)}
+        if batch:   # mid-epoch: the sums of the running epoch, for its metrics line
+            state['partial'] = {'loss': loss_sum + window_loss, 'seen': seen + window_seen,
+                                'time': partial_time + time.time() - tic}
+        return state
+
+    config = run_config(args, lr=lr, global_batch=global_batch,
+                        iters_per_epoch=iters_per_epoch)
+    run = TrainingRun(args, dist, ckpt, net, trainer, iters_per_epoch, checkpoint_state, config)
     if args.resume:
-        state = resume_run(args.save_dir, net, trainer, devices, dist)
-        start_epoch, best_miou = state['epoch'], state.get('best_miou', -1.0)
+        state = resume_run(args.save_dir, net, trainer, devices, dist, config, 'mIoU',
+                           {'lr_scheduler': scheduler, 'momentum': args.momentum,
+                            'wd': args.weight_decay})
+        best_miou, partial = state.get('best_miou', -1.0), state.get('partial')
+        run.resume_from(state)
     log('training: %s' % json.dumps(vars(args), sort_keys=True, default=str))
 
     criterion = MixSoftmaxCrossEntropyLoss(args.aux, aux_weight=args.aux_weight)
     metric = segmentation.SegmentationMetric(train_set.num_class)
     metrics_path = os.path.join(args.save_dir, 'metrics.jsonl')
-    for epoch in range(start_epoch, args.epochs):
-        mx.random.seed(derive_seed(args.seed, epoch, 1, dist.rank))
-        np.random.seed(derive_seed(args.seed, epoch, 2, dist.rank))
-        random.seed(derive_seed(args.seed, epoch, 3, dist.rank))
-        sampler.epoch = epoch
+    for epoch in range(run.start_epoch, args.epochs):
+        start = run.start_batch(epoch)
+        sampler.epoch, sampler.start_batch = epoch, start
         _hybridize(net, args)
         tic = window_tic = time.time()
         loss_sum = window_loss = 0.0
         seen = window_seen = 0
-        for i, (data, target) in enumerate(train_data):
+        partial_time = 0.0
+        if start and partial:   # resumed mid-epoch: the sums of the batches before
+            loss_sum, seen, partial_time = partial['loss'], partial['seen'], partial['time']
+        for i, (data, target) in enumerate(train_data, start):
+            # every random choice of a step derives from (seed, epoch, stream, rank, batch):
+            # a run resumed at any batch repeats what the uninterrupted run did
+            mx.random.seed(derive_seed(args.seed, epoch, 1, dist.rank, i))
+            np.random.seed(derive_seed(args.seed, epoch, 2, dist.rank, i))
+            random.seed(derive_seed(args.seed, epoch, 3, dist.rank, i))
             xs = mx.gluon.utils.split_and_load(data, devices, even_split=False)
             ys = mx.gluon.utils.split_and_load(target, devices, even_split=False)
             with autograd.record(True):
@@ -211,7 +238,8 @@ def main(argv=None):
                 loss_sum += window_loss
                 seen += window_seen
                 window_loss, window_seen, window_tic = 0.0, 0, time.time()
-        train_time = time.time() - tic
+            run.after_batch(epoch, i)
+        train_time = partial_time + time.time() - tic
         record = {'epoch': epoch + 1, 'lr': trainer.learning_rate, 'epoch_time': train_time,
                   'train_loss': loss_sum / max(seen, 1),
                   'samples_per_sec': seen * dist.size / max(train_time, 1e-9)}
@@ -230,13 +258,9 @@ def main(argv=None):
         best_miou = max(best_miou, record.get('mIoU', -1.0))
         if dist.is_master:
             append_jsonl(metrics_path, record)
-            if (epoch + 1) % args.save_interval == 0 or epoch + 1 == args.epochs or is_best:
-                path = ckpt.save(epoch + 1, net, trainer,
-                                 {'epoch': epoch + 1, 'best_miou': best_miou, 'result': result,
-                                  'backbone': args.backbone, 'seed': args.seed,
-                                  'backbone_params': os.path.abspath(net.backbone_params_file)},
-                                 is_best=is_best)
-                log('checkpoint: %s' % path)
+        run.end_epoch(epoch, is_best, due=(epoch + 1) % args.save_interval == 0 or
+                      epoch + 1 == args.epochs)
+    run.close()
 
     if result is None:
         _hybridize(net, args)

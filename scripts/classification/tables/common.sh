@@ -284,7 +284,9 @@ _launch() {
   last="$(_last_epoch "${dir}")"
   if [[ -n "${last}" && -n "${epochs}" && "${last}" -ge "${epochs}" ]]; then
     status=finished
-  elif [[ -n "${last}" && -f "${dir}/checkpoint-latest.json" && -f "${dir}/argv.txt" ]]; then
+  elif [[ -f "${dir}/argv.txt" ]] && compgen -G "${dir}/checkpoint-epoch*" > /dev/null; then
+    # a checkpoint (also one written in the first epoch by SIGTERM or --checkpoint-interval,
+    # or without its pointer: --resume finds it); a new run would be refused there
     status=resume; cmd+=(--resume)
   elif [[ -n "${last}" ]]; then
     status=restart

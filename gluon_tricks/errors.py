@@ -1,0 +1,33 @@
+"""Errors the user can fix: bad flags, files, data or checkpoints.
+
+:func:`gluon_tricks.distributed.run_main` shows a :class:`UserError` as its message alone
+(no traceback; ``GLUON_TRICKS_TRACEBACK=1`` shows it); any other exception is an internal
+error and keeps its traceback.
+"""
+
+__all__ = ['UserError', 'DiskFullError', 'Preempted', 'ResumeConfigError']
+
+
+class UserError(Exception):
+    """Base class of every error whose message tells the user what to change."""
+    user_error = True
+
+
+class DiskFullError(UserError, OSError):
+    """Writing a checkpoint or a run file failed because the device is full."""
+
+
+class Preempted(UserError):
+    """The run stopped on SIGTERM/SIGINT after writing a resumable checkpoint.
+
+    ``run_main`` ends the process with :attr:`exit_code` (128 + the signal number).
+    """
+
+    def __init__(self, message, signum):
+        super(Preempted, self).__init__(message)
+        self.signum = int(signum)
+        self.exit_code = 128 + self.signum
+
+
+class ResumeConfigError(UserError, ValueError):
+    """``--resume`` with flags that define the training differently from the checkpoint."""
