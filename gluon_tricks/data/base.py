@@ -22,6 +22,8 @@ batches of epoch ``e``) and sees exactly the batches the uninterrupted run would
 """
 import numpy as np
 
+from ..errors import UserError
+
 __all__ = ['EpochLoader', 'derive_seed', 'batches_per_epoch', 'LAST_BATCH_MODES', 'LabelError',
            'CorruptRecordError', 'CorruptImageError', 'EmptyDatasetError']
 
@@ -132,17 +134,17 @@ class EpochLoader(object):
             self.batch_size, len(self))
 
 
-class LabelError(ValueError):
+class LabelError(UserError, ValueError):
     """A label is not a class index: negative, not an integer, or >= ``num_classes``."""
 
 
-class CorruptRecordError(IOError):
+class CorruptRecordError(UserError, IOError):
     """A RecordIO file holds a record that cannot be unpacked or decoded."""
 
 
-class CorruptImageError(IOError):
+class CorruptImageError(UserError, IOError):
     """An image file cannot be decoded."""
 
 
-class EmptyDatasetError(ValueError):
+class EmptyDatasetError(UserError, ValueError):
     """A data source has no samples (empty folder, empty list, empty part)."""
