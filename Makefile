@@ -14,7 +14,7 @@ setup: $(BASE)
 $(BASE): setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip<25" "setuptools<70" wheel
-	$(PY) -m pip install -q -c constraints.txt -e '.[$(EXTRA),test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[$(EXTRA),onnx,tensorboard,test]'
 	touch $@
 
 # Horovod builds from source against the installed mxnet (about 6 minutes on 2 cores);

@@ -1,8 +1,9 @@
 """Install gluon-tricks.
 
 Pick the MXNet build with an extra: ``pip install -c constraints.txt -e '.[cpu]'`` or
-``'.[cu112]'`` (V100/A100-class GPUs, CUDA 11 runtime from NVIDIA's wheels); ``[test]`` adds
-what the test suite needs. ``constraints.txt`` pins the known-good set (numpy < 1.24).
+``'.[cu112]'`` (V100/A100-class GPUs, CUDA 11 runtime from NVIDIA's wheels); ``[onnx]`` adds
+ONNX export and onnxruntime, ``[tensorboard]`` the TensorBoard writer, ``[test]`` what the test
+suite needs (both of those included). ``constraints.txt`` pins the known-good set (numpy < 1.24).
 """
 from setuptools import find_packages, setup
 
@@ -19,6 +20,13 @@ CUDA11_RUNTIME = [
     'nvidia-cusolver-cu11>=11.1,<12',
     'nvidia-nvtx-cu11>=11.2,<12',
 ]
+
+# ONNX export and its checks (gluon_tricks.onnx): mxnet 1.9.1's exporter imports onnx.mapping,
+# which onnx 1.19 removed; onnxruntime 1.15-1.17 need numpy >= 1.24 (mxnet needs < 1.24).
+# Verified together with numpy 1.23.5 and protobuf 5.29.5 (constraints.txt).
+ONNX = ['onnx==1.16.2', 'onnxruntime==1.18.1', 'protobuf>=3.20.2,<6']
+# --tensorboard of the training scripts (gluon_tricks.curves); mxboard is retired
+TENSORBOARD = ['tensorboardX==2.6.5', 'protobuf>=3.20.2,<6']
 
 setup(
     name='gluon-tricks',
@@ -42,6 +50,8 @@ setup(
     extras_require={
         'cpu': ['mxnet==1.9.1'],
         'cu112': ['mxnet-cu112==1.9.1'] + CUDA11_RUNTIME,
-        'test': ['pytest<9'],
+        'onnx': ONNX,
+        'tensorboard': TENSORBOARD,
+        'test': ['pytest<9'] + ONNX + TENSORBOARD,
     },
 )

@@ -1,9 +1,16 @@
-"""Export a trained checkpoint as a hybridized symbol + params pair for deployment.
+"""Export a trained checkpoint for deployment: an MXNet symbol + params pair, or ONNX.
 
-Example::
+Examples::
 
-    python scripts/classification/export.py --model resnet50_v1d \
-        --params runs/r50d/checkpoint-best/net.params --out exported/resnet50_v1d
+    # MXNet: exported/r50d-symbol.json, -0000.params, -meta.json
+    python scripts/classification/export.py --model resnet50_v1d \\
+        --params runs/r50d/checkpoint-best/net.params --out exported/r50d
+
+    # ONNX (needs the [onnx] extra): exported/r50d.onnx, checked with onnx.checker and
+    # compared with MXNet through onnxruntime on a random batch
+    python scripts/classification/export.py --model resnet50_v1d --format onnx \\
+        --params runs/r50d/checkpoint-best/net.params --out exported/r50d \\
+        --class-names data/classes.txt
 """
 import argparse
 import os
@@ -12,6 +19,28 @@ from gluon_tricks.export import export_model
 from gluon_tricks.model_zoo import get_model_list
 from gluon_tricks.model_zoo.io import load_model
 
+#: the largest relative difference between onnxruntime and MXNet that export accepts
+PARITY_TOLERANCE = 1e-4
+
+
+def onnx_path_of(out):
+    """``--out`` as the .onnx file name: ``exported/r50d`` -> ``exported/r50d.onnx``."""
+    return out if out.endswith('.onnx') else out + '.onnx'
+
+
+def check_parity(net, onnx_path, input_size, batch=2, seed=0):
+    """Run a random batch through MXNet and onnxruntime; the largest difference relative to
+    the largest MXNet logit."""
+    import mxnet as mx
+    import numpy as np
+    from gluon_tricks.onnx import OnnxClassifier
+    x = np.random.RandomState(seed).normal(size=(batch, 3, input_size, input_size))
+    x = x.astype('float32')
+    ctx = next(iter(net.collect_params().values())).list_ctx()[0]
+    ref = net(mx.nd.array(x, ctx=ctx)).asnumpy()
+    out = OnnxClassifier(onnx_path)(x)
+    return float(np.abs(out - ref).max() / max(np.abs(ref).max(), 1e-12))
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -19,15 +48,26 @@ def main(argv=None):
     parser.add_argument('--params', required=True,
                         help='.params file: a checkpoint\'s net.params, or GluonCV\'s file '
                              'of the same model')
-    parser.add_argument('--out', required=True, help='output prefix, e.g. exported/r50d')
+    parser.add_argument('--out', required=True,
+                        help='output prefix, e.g. exported/r50d (ONNX: PREFIX.onnx, or the '
+                             'given name if it ends with .onnx)')
+    parser.add_argument('--format', default='mxnet', choices=['mxnet', 'onnx', 'both'],
+                        help='mxnet: PREFIX-symbol.json/-0000.params/-meta.json; onnx: one '
+                             '.onnx file (weights, input size and preprocessing inside)')
     parser.add_argument('--classes', type=int, default=None,
                         help='number of classes (default: read from the params file)')
     parser.add_argument('--input-size', type=int, default=224, help='input side (paper: 224)')
     parser.add_argument('--crop-ratio', type=float, default=0.875,
                         help='validation center-crop ratio (paper: 224/256 = 0.875)')
+    parser.add_argument('--mean', type=float, nargs=3, default=None, metavar=('R', 'G', 'B'),
+                        help='RGB mean on the 0-255 scale (default: the paper\'s)')
+    parser.add_argument('--std', type=float, nargs=3, default=None, metavar=('R', 'G', 'B'),
+                        help='RGB std on the 0-255 scale (default: the paper\'s)')
     parser.add_argument('--class-names', default=None,
                         help='text file with one class name per line (e.g. the data set\'s '
                              'classes.txt written by prepare_imagenet.py)')
+    parser.add_argument('--no-check', action='store_true',
+                        help='ONNX: skip the onnxruntime-against-MXNet comparison')
     args = parser.parse_args(argv)
     if args.model.lower() not in get_model_list():
         parser.error('unknown --model %r; valid names: %s'
@@ -39,11 +79,28 @@ def main(argv=None):
         with open(args.class_names) as f:
             names = [line.strip() for line in f if line.strip()]
     net = load_model(args.model, args.params, classes=args.classes)
-    paths = export_model(net, args.out, input_size=args.input_size,
-                         crop_ratio=args.crop_ratio, class_names=names,
-                         model_name=args.model)
+    options = dict(input_size=args.input_size, crop_ratio=args.crop_ratio, mean=args.mean,
+                   std=args.std, class_names=names, model_name=args.model)
+    paths = {}
+    if args.format in ('mxnet', 'both'):
+        out = args.out[:-len('.onnx')] if args.out.endswith('.onnx') else args.out
+        paths.update(export_model(net, out, **options))
+    if args.format in ('onnx', 'both'):
+        try:
+            from gluon_tricks.onnx import export_onnx
+            paths['onnx'] = export_onnx(net, onnx_path_of(args.out), **options)
+        except ImportError as err:
+            parser.error(str(err))
     for kind, path in paths.items():
         print('%-6s %s' % (kind, path))
+    if 'onnx' in paths and not args.no_check:
+        diff = check_parity(net, paths['onnx'], args.input_size)
+        print('onnx.checker passed; onnxruntime vs MXNet on a random batch of 2: max relative '
+              'difference %.2e' % diff)
+        if not diff <= PARITY_TOLERANCE:
+            raise SystemExit('onnxruntime differs from MXNet by %.3g (relative), more than %g: '
+                             'do not use %s' % (diff, PARITY_TOLERANCE, paths['onnx']))
+    return paths
 
 
 if __name__ == '__main__':

@@ -1,34 +1,65 @@
-"""Classify image files with an exported model and print the top-5 classes.
+"""Classify image files and print the top-5 classes, with an ONNX file (onnxruntime), an MXNet
+export or a checkpoint.
 
-Example::
+Every format gets the validation transform of training (resize the shorter side to
+``ceil(input_size / crop_ratio)``, center crop, normalise): an .onnx file carries its constants
+in its metadata, an MXNet export in PREFIX-meta.json; for a checkpoint give ``--input-size``
+and ``--crop-ratio`` as in training.
 
-    python scripts/classification/predict.py --prefix exported/resnet50_v1d img1.jpg img2.jpg
+Examples::
+
+    python scripts/classification/predict.py --model-file exported/r50d.onnx img1.jpg img2.jpg
+    python scripts/classification/predict.py --prefix exported/r50d img1.jpg
+    python scripts/classification/predict.py --model-file runs/r50d --input-size 224 img1.jpg
 """
 import argparse
+import os
 
-import mxnet as mx
+import numpy as np
 
-from gluon_tricks.export import load_exported, preprocess_image
+from gluon_tricks.export import preprocess_image
+from gluon_tricks.inference import open_classifier
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--prefix', required=True,
-                        help='prefix given to export.py (reads PREFIX-symbol.json, '
-                             'PREFIX-0000.params, PREFIX-meta.json)')
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument('--model-file', dest='source',
+                     help='an .onnx file, an MXNet export prefix, a checkpoint directory '
+                          '(net.params + state.json) or a training run directory')
+    src.add_argument('--prefix', dest='source',
+                     help='prefix given to export.py (reads PREFIX-symbol.json, '
+                          'PREFIX-0000.params, PREFIX-meta.json)')
+    parser.add_argument('--model', default=None,
+                        help='zoo name, for a .params file (checkpoints record it)')
+    parser.add_argument('--input-size', type=int, default=None,
+                        help='checkpoints: input side of training (default 224; 299 for '
+                             'Inception-V3)')
+    parser.add_argument('--crop-ratio', type=float, default=None,
+                        help='checkpoints: validation crop ratio of training (default 0.875)')
     parser.add_argument('--topk', type=int, default=5, help='classes to print per image')
     parser.add_argument('images', nargs='+', help='image files (JPEG, PNG)')
     args = parser.parse_args(argv)
     try:
-        net, meta = load_exported(args.prefix)
+        clf = open_classifier(args.source, model=args.model, input_size=args.input_size,
+                              crop_ratio=args.crop_ratio)
     except FileNotFoundError as err:
+        if args.source.endswith(('.onnx', '.params')) or os.path.isdir(args.source):
+            parser.error(str(err))
+        parser.error('%s-symbol.json is missing: export the model first with '
+                     'scripts/classification/export.py (or give an .onnx file, a checkpoint '
+                     'or a run directory)' % args.source)
+    except (ValueError, ImportError) as err:
         parser.error(str(err))
+    meta = clf.meta
     names = meta.get('classes')
     results = []
     for path in args.images:
-        x = preprocess_image(path, meta.get('input_size', 224), meta.get('crop_ratio', 0.875),
-                             meta.get('mean'), meta.get('std'))
-        prob = mx.nd.softmax(net(x))[0].asnumpy()
+        x = preprocess_image(path, meta['input_size'], meta['crop_ratio'], meta['mean'],
+                             meta['std']).asnumpy()
+        logits = np.asarray(clf(x), dtype=np.float64)[0]
+        prob = np.exp(logits - logits.max())
+        prob /= prob.sum()
         top = prob.argsort()[::-1][:args.topk]
         print(path)
         for rank, idx in enumerate(top, 1):

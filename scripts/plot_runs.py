@@ -1,0 +1,41 @@
+"""Draw the per-epoch curves of one or several training runs into one PNG, side by side.
+
+Each run directory holds ``metrics.jsonl`` (written by every training script, one JSON line
+per epoch). The default panels are training loss, validation top-1 and top-5, learning rate
+and samples/s, one curve per run; detection and segmentation runs get their own numeric keys.
+
+Examples::
+
+    python scripts/plot_runs.py runs/baseline runs/cosine_ls_mixup -o compare.png
+    python scripts/plot_runs.py runs/r50d --metrics train_loss top1 train_acc -o r50d.png
+"""
+import argparse
+import sys
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('runs', nargs='+', help='run directories (or metrics.jsonl files)')
+    parser.add_argument('-o', '--out', default='runs.png', help='PNG to write')
+    parser.add_argument('--metrics', nargs='+', default=None,
+                        help='metric keys, one panel each (default: train_loss top1 top5 lr '
+                             'samples_per_sec, those present)')
+    parser.add_argument('--labels', nargs='+', default=None,
+                        help='legend names, one per run (default: directory names)')
+    parser.add_argument('--title', default=None, help='figure title')
+    parser.add_argument('--columns', type=int, default=3, help='panels per row')
+    parser.add_argument('--dpi', type=int, default=100, help='resolution of the PNG')
+    args = parser.parse_args(argv)
+    from gluon_tricks.curves import plot_runs
+    try:
+        fig = plot_runs(args.runs, args.out, metrics=args.metrics, labels=args.labels,
+                        title=args.title, columns=args.columns, dpi=args.dpi)
+    except (FileNotFoundError, ValueError) as err:
+        parser.error(str(err))
+    print('%s: %d panel(s), %d run(s)' % (args.out, len(fig.axes), len(args.runs)),
+          file=sys.stdout)
+    return fig
+
+
+if __name__ == '__main__':
+    main()
