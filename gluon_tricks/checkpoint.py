@@ -49,7 +49,7 @@ import time
 
 import mxnet as mx
 
-from .errors import DiskFullError, UserError
+from .errors import DiskFullError, UserError, mxnet_error_line
 
 __all__ = ['CheckpointError', 'Checkpoint', 'CheckpointManager']
 
@@ -146,7 +146,7 @@ def _mismatch(params_path, net, limit=5):
     try:
         saved = mx.nd.load(params_path)
     except mx.base.MXNetError as err:
-        return 'the file cannot be read (%s); ' % str(err).strip().splitlines()[-1]
+        return 'the file cannot be read (%s); ' % mxnet_error_line(err)
     if not isinstance(saved, dict):
         return 'the file holds no named parameters; '
     saved = {k.split(':', 1)[-1]: v for k, v in saved.items()}  # 'arg:'/'aux:' prefixes

@@ -5,7 +5,7 @@
 error and keeps its traceback.
 """
 
-__all__ = ['UserError', 'DiskFullError', 'Preempted', 'ResumeConfigError']
+__all__ = ['UserError', 'DiskFullError', 'Preempted', 'ResumeConfigError', 'mxnet_error_line']
 
 
 class UserError(Exception):
@@ -31,3 +31,11 @@ class Preempted(UserError):
 
 class ResumeConfigError(UserError, ValueError):
     """``--resume`` with flags that define the training differently from the checkpoint."""
+
+
+def mxnet_error_line(err):
+    """The useful line of an ``MXNetError`` (its text carries a C++ stack): the last line
+    that says what failed."""
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    said = [ln for ln in lines if 'Check failed' in ln or 'Error' in ln]
+    return said[-1] if said else lines[-1] if lines else repr(err)

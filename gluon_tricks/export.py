@@ -4,9 +4,14 @@ import os
 
 import mxnet as mx
 
+from .errors import UserError, mxnet_error_line
 from .model_zoo.io import gluoncv_param_names
 
-__all__ = ['export_model', 'load_exported', 'preprocess_image']
+__all__ = ['export_model', 'load_exported', 'preprocess_image', 'ExportError']
+
+
+class ExportError(UserError, ValueError):
+    """Exported files that are missing parts or cannot be read."""
 
 
 def export_model(net, prefix, input_size=224, crop_ratio=0.875, mean=None, std=None,
@@ -88,11 +93,24 @@ def load_exported(prefix, ctx=None):
         if not os.path.isfile(path):
             raise FileNotFoundError('%s is missing: export the model first with '
                                     'scripts/classification/export.py' % path)
+    redo = 'export the model again with scripts/classification/export.py'
     meta = {}
     if os.path.isfile(prefix + '-meta.json'):
-        with open(prefix + '-meta.json') as f:
-            meta = json.load(f)
-    net = mx.gluon.SymbolBlock.imports(paths[0], ['data'], paths[1], ctx=ctx or mx.cpu())
+        try:
+            with open(prefix + '-meta.json') as f:
+                meta = json.load(f)
+        except ValueError as err:
+            raise ExportError('%s-meta.json is corrupt (%s): %s' % (prefix, err, redo))
+    try:
+        with open(paths[0]) as f:
+            json.load(f)
+    except ValueError as err:
+        raise ExportError('%s is corrupt (%s): %s' % (paths[0], err, redo))
+    try:
+        net = mx.gluon.SymbolBlock.imports(paths[0], ['data'], paths[1], ctx=ctx or mx.cpu())
+    except (mx.base.MXNetError, AssertionError, ValueError) as err:
+        raise ExportError('%s or %s cannot be loaded (%s): %s'
+                          % (paths[0], paths[1], mxnet_error_line(err), redo))
     # as fast as the in-memory network only with static memory planning (docs/performance.md)
     net.hybridize(static_alloc=True, static_shape=True)
     return net, meta
@@ -107,14 +125,16 @@ def preprocess_image(path, input_size=224, crop_ratio=0.875, mean=None, std=None
     mxnet.nd.NDArray
         ``(1, 3, input_size, input_size)`` float32.
     """
-    from .data.augment import AugmentConfig, ValTransform, decode_image
+    from .data.augment import AugmentConfig, ValTransform, decode_image, image_problem
     try:
         with open(path, 'rb') as f:
-            img = decode_image(f.read())
+            buf = f.read()
     except OSError as err:
         raise ValueError('cannot read image %s: %s' % (path, err))
+    img = decode_image(buf)
     if img is None:
-        raise ValueError('cannot decode image %s: not an image file OpenCV can read' % path)
+        raise ValueError('cannot decode image %s: %s' % (
+            path, image_problem(buf) or 'not an image file OpenCV can read'))
     cfg = AugmentConfig(input_size=input_size, crop_ratio=crop_ratio,
                         mean=tuple(mean or AugmentConfig.mean),
                         std=tuple(std or AugmentConfig.std))

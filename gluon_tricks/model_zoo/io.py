@@ -3,6 +3,7 @@ import os
 
 import mxnet as mx
 
+from ..errors import mxnet_error_line
 from ._registry import get_model
 
 __all__ = ['classes_in_params', 'load_model', 'gluoncv_param_names']
@@ -31,7 +32,7 @@ def classes_in_params(filename):
         arrays = mx.nd.load(filename)
     except mx.base.MXNetError as err:
         raise ValueError('%s is not a readable MXNet .params file (%s)'
-                         % (filename, str(err).splitlines()[0]))
+                         % (filename, mxnet_error_line(err)))
     for key in _CLASSIFIER_KEYS:
         if isinstance(arrays, dict) and key in arrays:
             return int(arrays[key].shape[0])

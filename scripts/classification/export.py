@@ -17,7 +17,7 @@ import os
 
 from gluon_tricks.export import export_model
 from gluon_tricks.model_zoo import get_model_list
-from gluon_tricks.model_zoo.io import load_model
+from gluon_tricks.model_zoo.io import classes_in_params, load_model
 
 #: the largest relative difference between onnxruntime and MXNet that export accepts
 PARITY_TOLERANCE = 1e-4
@@ -76,9 +76,19 @@ def main(argv=None):
         parser.error('--params %s does not exist' % args.params)
     names = None
     if args.class_names:
+        if not os.path.isfile(args.class_names):
+            parser.error('--class-names %s does not exist' % args.class_names)
         with open(args.class_names) as f:
             names = [line.strip() for line in f if line.strip()]
-    net = load_model(args.model, args.params, classes=args.classes)
+    try:
+        net = load_model(args.model, args.params, classes=args.classes)
+    except ValueError as err:
+        parser.error(str(err))
+    outputs = args.classes or classes_in_params(args.params)
+    if names is not None and outputs is not None and len(names) != outputs:
+        parser.error('--class-names %s lists %d names but the model has %d outputs: give the '
+                     'classes.txt of the data the model was trained on'
+                     % (args.class_names, len(names), outputs))
     options = dict(input_size=args.input_size, crop_ratio=args.crop_ratio, mean=args.mean,
                    std=args.std, class_names=names, model_name=args.model)
     paths = {}

@@ -14,6 +14,7 @@ Examples::
 """
 import argparse
 import os
+import sys
 
 import numpy as np
 
@@ -53,10 +54,15 @@ def main(argv=None):
         parser.error(str(err))
     meta = clf.meta
     names = meta.get('classes')
-    results = []
+    results, failed = [], []
     for path in args.images:
-        x = preprocess_image(path, meta['input_size'], meta['crop_ratio'], meta['mean'],
-                             meta['std']).asnumpy()
+        try:
+            x = preprocess_image(path, meta['input_size'], meta['crop_ratio'], meta['mean'],
+                                 meta['std']).asnumpy()
+        except ValueError as err:       # unreadable, not an image, empty, a directory
+            print('%s: skipped: %s' % (path, err), file=sys.stderr)
+            failed.append(path)
+            continue
         logits = np.asarray(clf(x), dtype=np.float64)[0]
         prob = np.exp(logits - logits.max())
         prob /= prob.sum()
@@ -66,6 +72,9 @@ def main(argv=None):
             label = names[idx] if names else str(idx)
             print('  %d. %-20s %.4f' % (rank, label, prob[idx]))
         results.append([(int(i), float(prob[i])) for i in top])
+    if failed:
+        sys.exit('predict.py: %d of %d image(s) could not be read: %s'
+                 % (len(failed), len(args.images), ', '.join(failed)))
     return results
 
 
