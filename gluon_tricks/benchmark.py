@@ -100,7 +100,9 @@ def interleaved_windows(loops, iterations, windows, warmup=1, log=None):
     wall : dict
         ``name -> list of images per second`` (one value per window, in order).
     cpu : dict
-        ``name -> list of images per CPU-second`` of the process.
+        ``name -> list of images per CPU-second`` of the process (of the worker process
+        for a loop that reports ``last_cpu_seconds``, :class:`~gluon_tricks.bench_precision.
+        RemoteLoop`).
     """
     if iterations < 1 or windows < 1:
         raise ValueError('iterations and windows must be >= 1, got %r and %r'
@@ -117,6 +119,8 @@ def interleaved_windows(loops, iterations, windows, warmup=1, log=None):
             images = loop.run(iterations)
             elapsed = time.perf_counter() - tic
             cpu_elapsed = time.process_time() - cpu_tic
+            if getattr(loop, 'last_cpu_seconds', None) is not None:
+                cpu_elapsed = loop.last_cpu_seconds     # a loop in a worker process
             wall[loop.name].append(images / max(elapsed, 1e-12))
             cpu[loop.name].append(images / max(cpu_elapsed, 1e-12))
             if log:
@@ -786,8 +790,8 @@ def machine_info():
             'threads_per_core': int(ls['Thread(s) per core']) if
             ls.get('Thread(s) per core', '').isdigit() else None,
             'mxnet_omp_threads': mxnet_omp_threads(cores),
-            'vector': [f for f in ('sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512_bf16',
-                                   'amx_bf16') if f in flags],
+            'vector': [f for f in ('sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512_vnni',
+                                   'avx512_bf16', 'amx_bf16', 'amx_int8') if f in flags],
             'load_average': list(os.getloadavg()) if hasattr(os, 'getloadavg') else None,
             'python': platform.python_version(), 'mxnet': mx.__version__,
             'mkldnn': bool(mx.runtime.Features().is_enabled('MKLDNN')),
@@ -802,6 +806,8 @@ def machine_info():
         peak, per_cycle = cpu_peak_gflops(cores, mhz / 1e3, flags)
         info['peak_gflops_fp32'] = peak
         info['flops_per_cycle_per_core'] = per_cycle
+        if 'amx_bf16' in flags:   # one TMUL: 16x32 by 32x16 bf16 tile product = 1024 FMA/cycle
+            info['peak_gflops_amx_bf16'] = cores * mhz / 1e3 * 2048
     return info
 
 

@@ -164,3 +164,16 @@ def test_helpers(tmp_path):
     gflops, gmacs = bm.train_gflops_per_image('resnet50_v1d', 224)
     assert gmacs == pytest.approx(4.3, abs=0.1)          # Table 5
     assert gflops == pytest.approx(6 * gmacs)
+
+
+def test_gluoncv_env_and_new_parts():
+    """The reference worker gets GluonCV's default environment; the new parts parse."""
+    from gluon_tricks import bench_precision as bp
+    env = bp.gluoncv_env({'OMP_NUM_THREADS': '2', 'OMP_WAIT_POLICY': 'PASSIVE',
+                          'DNNL_MAX_CPU_ISA': 'AVX512_CORE_AMX', 'PATH': '/bin'})
+    assert env == {'PATH': '/bin', 'GLUON_TRICKS_AMX': '0'}
+    mod = _load_script()
+    args = mod.parse_args(['--what', 'digits,train_bf16,exports,train'])
+    assert args.what == ['train', 'train_bf16', 'exports', 'digits']
+    assert args.reference_env == 'gluoncv'
+    assert mod.parse_args([]).what == list(mod.DEFAULT_WHAT)

@@ -30,7 +30,9 @@ The human-readable report goes to stdout (progress to stderr); ``--json`` prints
 as JSON instead (``--json FILE`` writes them to FILE and keeps the report).
 """
 from gluon_tricks.threads import configure_threads
+from gluon_tricks.amx import enable_amx
 configure_threads()  # OpenMP threads, before MXNet starts
+enable_amx()         # oneDNN's AMX kernels where the CPU has them (gluon_tricks/amx.py)
 
 import argparse
 import json
@@ -42,10 +44,12 @@ import time
 
 import mxnet as mx
 
+from gluon_tricks import bench_precision as bp
 from gluon_tricks import benchmark as bm
 from gluon_tricks.model_zoo import get_model_list
 
-WHAT = ('train', 'reference', 'data', 'inference')
+WHAT = ('train', 'reference', 'train_bf16', 'data', 'inference', 'exports', 'digits')
+DEFAULT_WHAT = ('train', 'reference', 'data', 'inference')
 DTYPES = ('float32', 'float16', 'bfloat16')
 
 
@@ -72,8 +76,16 @@ def parse_args(argv=None):
                    help='batches per timed window (train, reference, inference)')
     p.add_argument('--windows', type=int, default=5, help='timed windows; the median is reported')
     p.add_argument('--warmup', type=int, default=2, help='untimed batches before the windows')
-    p.add_argument('--what', default=','.join(WHAT),
-                   help='comma-separated subset of %s' % ','.join(WHAT))
+    p.add_argument('--what', default=','.join(DEFAULT_WHAT),
+                   help='comma-separated subset of %s (train_bf16: our loop in bfloat16 in '
+                        'a worker process; exports: float32, fused float32, bfloat16 and INT8 '
+                        'exports; digits: their top-1 on the held-out digits)' % ','.join(WHAT))
+    p.add_argument('--reference-env', default='gluoncv', choices=('gluoncv', 'same'),
+                   help="gluoncv: GluonCV's loop in a worker process with GluonCV's default "
+                        "environment (OMP_NUM_THREADS unset, no AMX); same: in this process, "
+                        "in our environment")
+    p.add_argument('--digits-steps', type=int, default=120,
+                   help='training steps of the digits network (--what digits)')
     p.add_argument('--data-threads', type=int, default=None,
                    help='decode threads of the data benchmark (default: the usable cores); '
                         'it is also measured with 1 thread')
@@ -179,12 +191,23 @@ def bench_train(args, devices, results):
                                args.dtype, args.classes, args.label_smoothing, args.loss_scale,
                                seed=args.seed)
         loops.append(ours)
-    if 'reference' in args.what:
-        _log('building the GluonCV reference loop')
+    spec = dict(model=args.model, batch_size=args.batch_size, input_size=args.input_size,
+                classes=args.classes, label_smoothing=args.label_smoothing, seed=args.seed)
+    if 'reference' in args.what and (args.reference_env == 'same' or args.num_gpus):
+        _log('building the GluonCV reference loop (in this process)')
         data = (ours.data, ours.label) if ours is not None else None
         loops.append(bm.GluonCVTrainLoop(args.model, devices, args.batch_size, args.input_size,
                                          args.dtype, args.classes, args.label_smoothing,
                                          seed=args.seed, data=data))
+    elif 'reference' in args.what:
+        _log('starting the GluonCV reference loop in a worker process, GluonCV\'s default '
+             'environment (float32)')
+        loops.append(bp.RemoteLoop('reference', dict(spec, kind='reference', env='gluoncv',
+                                                     dtype='float32')))
+    if 'train_bf16' in args.what:
+        _log('starting our loop in bfloat16 in a worker process (our environment)')
+        loops.append(bp.RemoteLoop('ours_bf16', dict(spec, kind='ours', env='ours',
+                                                     dtype='bfloat16', loss_scale=None)))
     _log('training: %d warm-up batches, %d windows of %d batches'
          % (args.warmup, args.windows, args.iterations))
     rates, cpu = bm.interleaved_windows(loops, args.iterations, args.windows, args.warmup,
@@ -193,7 +216,8 @@ def bench_train(args, devices, results):
     peak = results['machine'].get('peak_gflops_fp32') if devices[0].device_type == 'cpu' \
         else None
     for loop in loops:
-        key = 'train' if loop is ours else 'reference'
+        key = 'train' if loop is ours else ('train_bf16' if loop.name == 'ours_bf16'
+                                            else 'reference')
         speed = bm.median(rates[loop.name])
         entry = {'img_per_sec': speed, 'windows': rates[loop.name],
                  'img_per_cpu_sec': bm.median(cpu[loop.name]), 'cpu_windows': cpu[loop.name],
@@ -207,6 +231,9 @@ def bench_train(args, devices, results):
                 peak / results['machine']['cores'])
         if loop is ours:
             entry['loss'] = ours.last_meters['loss']
+        if isinstance(loop, bp.RemoteLoop):
+            entry['process'] = {'env': loop.spec['env'], 'omp_threads': loop.omp_threads,
+                                'note': loop.env_note}
         results[key] = entry
     results['model_gmacs'] = gmacs
     if ours is not None and 'reference' in results:
@@ -214,6 +241,14 @@ def bench_train(args, devices, results):
         results['ratio'] = results['train']['img_per_sec'] / ref['img_per_sec']
         results['ratio_paired'] = bm.paired_ratio(results['train']['windows'], ref['windows'])
         results['ratio_cpu'] = results['train']['img_per_cpu_sec'] / ref['img_per_cpu_sec']
+    if 'train_bf16' in results and 'reference' in results:
+        ref, bf = results['reference'], results['train_bf16']
+        results['ratio_bf16'] = bf['img_per_sec'] / ref['img_per_sec']
+        results['ratio_bf16_paired'] = bm.paired_ratio(bf['windows'], ref['windows'])
+        results['ratio_bf16_cpu'] = bf['img_per_cpu_sec'] / ref['img_per_cpu_sec']
+    for loop in loops:
+        if isinstance(loop, bp.RemoteLoop):
+            loop.close()
     if args.profile and ours is not None:
         _log('profiling one step of our loop')
         results['profile'] = bm.profile_step(ours, steps=1, top=args.profile_top,
@@ -406,6 +441,35 @@ def report(results):
                          '%.3f (paired %.3f, per CPU-second %.3f)'
                          % (r['fresh_img_per_sec'], r['ratio_fresh'], r['ratio_fresh_paired'],
                             r['ratio_fresh_cpu']))
+    if 'train_bf16' in results:
+        r = results['train_bf16']
+        lines.append('train ours bfloat16 (worker)  %9.2f img/s (windows %s), %.2f img/cpu-s; '
+                     '%s' % (r['img_per_sec'], ' '.join('%.2f' % v for v in r['windows']),
+                             r['img_per_cpu_sec'], r['process']['note']))
+    if 'reference' in results and 'process' in results['reference']:
+        lines.append('reference process: %s (%d OpenMP thread(s))'
+                     % (results['reference']['process']['note'],
+                        results['reference']['process']['omp_threads']))
+    if 'ratio_bf16' in results:
+        lines.append('train ratio ours bfloat16/reference: %.3f (paired %.3f, per CPU-second '
+                     '%.3f)' % (results['ratio_bf16'], results['ratio_bf16_paired'],
+                                results['ratio_bf16_cpu']))
+    if 'exports' in results:
+        r = results['exports']
+        for key in r['variants']:
+            v = r[key]
+            lines.append('export %-14s %8.2f img/s (%.2f img/cpu-s) at batch %d, x%.2f float32 '
+                         '(paired %.2f, per CPU-s %.2f); batch-1 latency %.2f ms (x%.2f)'
+                         % (key, v['img_per_sec'], v['img_per_cpu_sec'], r['batch_size'],
+                            v['throughput_ratio'], v['throughput_ratio_paired'],
+                            v['throughput_ratio_cpu'], v['latency_ms'], v['latency_ratio']))
+    if 'digits' in results:
+        r = results['digits']
+        lines.append('digits top-1 (%s, %d px, %d held-out): %s'
+                     % (r['model'], r['input_size'], r['val_images'],
+                        ', '.join('%s %.4f (drop %.2f points)' % (k, r['top1'][k],
+                                                                  r['drop_points'][k])
+                                  for k in r['top1'])))
     if 'inference' in results:
         r = results['inference']
         for key in r['variants']:
@@ -436,7 +500,7 @@ def main(argv=None):
         devices = DistContext().devices(args.num_gpus)
     except ValueError as e:
         raise SystemExit('benchmark.py: error: --num-gpus: %s' % e)
-    results = {'machine': bm.machine_info(),
+    results = {'machine': dict(bm.machine_info(), amx=enable_amx()[1]),
                'config': {'model': args.model, 'batch_size': args.batch_size,
                           'num_devices': len(devices), 'input_size': args.input_size,
                           'dtype': args.dtype, 'iterations': args.iterations,
@@ -450,12 +514,19 @@ def main(argv=None):
     work_dir = args.work_dir or tempfile.mkdtemp(prefix='gluon_tricks_bench_')
     os.makedirs(work_dir, exist_ok=True)
     try:
-        if 'train' in args.what or 'reference' in args.what:
+        if set(args.what) & {'train', 'reference', 'train_bf16'}:
             bench_train(args, devices, results)
         if 'inference' in args.what:
             bench_inference(args, devices, work_dir, results)
         if 'data' in args.what:
             bench_data(args, work_dir, results)
+        if 'exports' in args.what:
+            results['exports'] = bp.bench_exports(
+                args.model, args.input_size, args.batch_size, args.iterations, args.windows,
+                args.warmup, args.latency_calls, os.path.join(work_dir, 'exports'),
+                classes=args.classes, log=_log)
+        if 'digits' in args.what:
+            results['digits'] = bp.digits_accuracy(work_dir, steps=args.digits_steps, log=_log)
     finally:
         if args.work_dir is None:
             shutil.rmtree(work_dir, ignore_errors=True)
