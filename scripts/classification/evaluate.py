@@ -16,6 +16,11 @@ Examples::
 Throughput counts the model's time only (decoding is not timed; each batch shape is run once
 before it is timed); latency is the median over ``--latency-runs`` single-image calls.
 """
+from gluon_tricks.threads import configure_threads
+configure_threads()  # OpenMP threads, before MXNet starts
+from gluon_tricks.amx import enable_amx  # noqa: E402
+enable_amx()  # AMX for bfloat16/INT8 exports where the CPU has it
+
 import argparse
 import json
 import os

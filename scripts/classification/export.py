@@ -12,6 +12,11 @@ Examples::
         --params runs/r50d/checkpoint-best/net.params --out exported/r50d \\
         --class-names data/classes.txt
 """
+from gluon_tricks.threads import configure_threads
+configure_threads()  # OpenMP threads, before MXNet starts
+from gluon_tricks.amx import enable_amx  # noqa: E402
+enable_amx()  # AMX for bfloat16/INT8 exports where the CPU has it
+
 import argparse
 import os
 
@@ -68,7 +73,26 @@ def main(argv=None):
                              'classes.txt written by prepare_imagenet.py)')
     parser.add_argument('--no-check', action='store_true',
                         help='ONNX: skip the onnxruntime-against-MXNet comparison')
+    parser.add_argument('--precision', default='float32',
+                        choices=['float32', 'float32-fused', 'bfloat16', 'int8'],
+                        help='MXNet format: int8 = oneDNN quantization with calibration; '
+                             'bfloat16 = AMP conversion (needs avx512_bf16 or amx_bf16); '
+                             'float32-fused = oneDNN graph fusion')
+    parser.add_argument('--calib-mode', default='naive', choices=['naive', 'entropy'],
+                        help='int8: naive = min/max of the layer outputs; entropy = KL '
+                             'thresholds (slower)')
+    parser.add_argument('--num-calib-images', type=int, default=256,
+                        help='int8: calibration images (a random sample of --calib-data)')
+    parser.add_argument('--calib-data', default=None,
+                        help='int8: .rec file or class-folder tree of training images, read '
+                             'with the validation transform')
     args = parser.parse_args(argv)
+    if args.precision != 'float32' and args.format != 'mxnet':
+        parser.error('--precision %s writes the MXNet format only (ONNX exports are float32): '
+                     'use --format mxnet' % args.precision)
+    if args.precision == 'int8' and not args.calib_data:
+        parser.error('--precision int8 needs --calib-data (a .rec file or a class folder of '
+                     'training images)')
     if args.model.lower() not in get_model_list():
         parser.error('unknown --model %r; valid names: %s'
                      % (args.model, ', '.join(get_model_list())))
@@ -94,7 +118,18 @@ def main(argv=None):
     paths = {}
     if args.format in ('mxnet', 'both'):
         out = args.out[:-len('.onnx')] if args.out.endswith('.onnx') else args.out
-        paths.update(export_model(net, out, **options))
+        if args.precision == 'float32':
+            paths.update(export_model(net, out, **options))
+        else:
+            from gluon_tricks.quantize import export_precision
+            try:
+                res = export_precision(net, out, args.precision, calib_loader=args.calib_data,
+                                       calib_mode=args.calib_mode,
+                                       num_calib_images=args.num_calib_images, log=print,
+                                       **options)
+            except RuntimeError as err:
+                parser.error(str(err))
+            paths.update({k: v for k, v in res.items() if k != 'meta'})
     if args.format in ('onnx', 'both'):
         try:
             from gluon_tricks.onnx import export_onnx

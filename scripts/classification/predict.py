@@ -12,6 +12,11 @@ Examples::
     python scripts/classification/predict.py --prefix exported/r50d img1.jpg
     python scripts/classification/predict.py --model-file runs/r50d --input-size 224 img1.jpg
 """
+from gluon_tricks.threads import configure_threads
+configure_threads()  # OpenMP threads, before MXNet starts
+from gluon_tricks.amx import enable_amx  # noqa: E402
+enable_amx()  # AMX for bfloat16/INT8 exports where the CPU has it
+
 import argparse
 import os
 import sys
