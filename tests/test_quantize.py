@@ -167,3 +167,34 @@ def test_cpu_messages_name_the_flag(monkeypatch):
     with pytest.raises(RuntimeError) as err:
         Q.check_precision_support('bfloat16')
     assert 'avx512_bf16' in str(err.value) and 'amx_bf16' in str(err.value)
+
+
+def test_export_and_evaluate_scripts_int8(trained, tmp_path):
+    """The command line: export.py --precision int8 with calibration data, evaluate.py on the
+    held-out folder; refusals for int8 without data and for an int8 ONNX export."""
+    import subprocess
+    import sys
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = os.path.join(repo, 'scripts', 'classification', '%s.py')
+    params = str(tmp_path / 'net.params')
+    trained['net'].save_parameters(params)
+    base = [sys.executable, script % 'export', '--model', 'resnet18_v1b', '--params', params,
+            '--input-size', str(INPUT_SIZE), '--crop-ratio', '1.0']
+    out = subprocess.run(base + ['--out', str(tmp_path / 'q'), '--precision', 'int8',
+                                 '--calib-data', trained['info'].train_dir,
+                                 '--num-calib-images', '128'],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert _meta(str(tmp_path / 'q'))['precision'] == 'int8'
+    out = subprocess.run([sys.executable, script % 'evaluate', str(tmp_path / 'q'),
+                          '--data-dir', os.path.dirname(trained['info'].val_dir)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    top = float(out.stdout.split('top-1 ')[1].split()[0])
+    assert top >= trained['fp32'] - 0.01, (top, trained['fp32'])
+    for extra, message in ((['--precision', 'int8'], 'needs --calib-data'),
+                           (['--precision', 'bfloat16', '--format', 'onnx'],
+                            'MXNet format only')):
+        out = subprocess.run(base + ['--out', str(tmp_path / 'r')] + extra,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 2 and message in out.stderr, out.stderr[-1000:]
