@@ -407,6 +407,8 @@ def start_run(args):
                               args.logging_file)
     if note:
         dist.log(note)
+    from .threads import configure_threads
+    dist.log(configure_threads())    # what the script's first lines chose, before MXNet
     dist.signals = _SignalFlag()
     devices = dist.devices(args.num_gpus)
     return (dist, devices, args.batch_size * len(devices),

@@ -367,6 +367,7 @@ def test_skip_finished_rows_and_resume(tmp_path):
     m = runs / 'r50-baseline' / 'metrics.jsonl'
     m.write_text('\n'.join(m.read_text().splitlines()[:7]) + '\n')
     (runs / 'r50-baseline' / 'checkpoint-latest.json').write_text('{"epoch": 7}')
+    (runs / 'r50-baseline' / 'checkpoint-epoch0007').mkdir()
     m2 = runs / 'mobilenet-baseline' / 'metrics.jsonl'
     m2.write_text(m2.read_text().splitlines()[0] + '\n')
     run_script('table2', env)
