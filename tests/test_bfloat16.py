@@ -72,8 +72,12 @@ def test_init_amp_refusal_names_the_missing_flag(monkeypatch):
 
 
 def test_cpu_flags_agree_with_the_kernel_probe():
-    """Where the CPU has avx512_bf16/amx_bf16 the oneDNN bfloat16 kernels must run."""
-    if precision.bfloat16_cpu_support()[0]:
+    """Where the CPU has avx512_bf16/amx_bf16 the oneDNN bfloat16 kernels must run (and with
+    oneDNN off, MXNET_MKLDNN_ENABLED=0, there are no bfloat16 kernels at all)."""
+    if os.environ.get('MXNET_MKLDNN_ENABLED', '1') == '0':
+        ok, reason = precision.bfloat16_supported(refresh=True)
+        assert not ok and reason
+    elif precision.bfloat16_cpu_support()[0]:
         assert precision.bfloat16_supported(refresh=True) == (True, 'ok')
     else:
         assert precision.bfloat16_supported(refresh=True)[1]  # ok or a reason, never empty
