@@ -321,6 +321,9 @@ def export_precision(net_or_prefix, out_prefix, precision='int8', calib_loader=N
     if precision not in PRECISIONS:
         raise ValueError('precision must be one of %s, got %r' % (', '.join(PRECISIONS),
                                                                   precision))
+    if precision != 'float32' and os.environ.get('MXNET_MKLDNN_ENABLED', '1') == '0':
+        raise RuntimeError('--precision %s runs on oneDNN, which MXNET_MKLDNN_ENABLED=0 '
+                           'switches off: unset it' % precision)
     if precision == 'int8' and calib_mode not in CALIB_MODES:
         raise ValueError('calib_mode must be one of %s, got %r' % (', '.join(CALIB_MODES),
                                                                   calib_mode))
