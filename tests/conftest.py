@@ -2,8 +2,11 @@
 import glob
 import os
 import shutil
+import sys
 
 import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tools.*
 
 from gluon_tricks.data import make_digits_dataset, pack_class_folder
 from gluon_tricks.precision import bfloat16_cpu_support

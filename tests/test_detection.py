@@ -14,6 +14,7 @@ import pytest
 
 from gluon_tricks import detection, transfer
 from test_transfer import BACKBONE, load_script, tiny_backbone, write_voc
+from tools.datasets.archives import file_md5
 
 train_faster_rcnn = load_script('detection', 'train_faster_rcnn')
 prepare_voc = load_script('detection', 'prepare_voc')
@@ -105,7 +106,7 @@ def test_prepare_voc_verifies_and_extracts(voc, tmp_path):
     assert not os.path.exists(str(tmp_path / 'out' / 'VOC2007'))
     # with their own MD5s (md5sum format) they are verified and extracted
     sums = tmp_path / 'sums.md5'
-    sums.write_text(''.join('%s  %s\n' % (transfer.file_md5(os.path.join(archives, n)), n)
+    sums.write_text(''.join('%s  %s\n' % (file_md5(os.path.join(archives, n)), n)
                             for n in sorted(os.listdir(archives))))
     counts = prepare_voc.main(['--archives', archives, '--out', str(tmp_path / 'out'),
                                '--md5-file', str(sums)])
@@ -125,7 +126,7 @@ def test_prepare_voc_rejects_bad_archives(voc, tmp_path):
     out = str(tmp_path / 'out')
     test_tar = os.path.join(archives, 'VOCtest_06-Nov-2007.tar')
     sums = tmp_path / 'sums.md5'
-    sums.write_text(''.join('%s  %s\n' % (transfer.file_md5(os.path.join(archives, n)), n)
+    sums.write_text(''.join('%s  %s\n' % (file_md5(os.path.join(archives, n)), n)
                             for n in sorted(os.listdir(archives))))
     # truncated download: the checksum catches it ...
     good = open(test_tar, 'rb').read()

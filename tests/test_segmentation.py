@@ -15,6 +15,8 @@ import pytest
 
 from gluon_tricks import segmentation, transfer
 from test_transfer import BACKBONE, REPO, load_script, tiny_backbone, write_ade20k
+from tools.datasets.ade20k import ADE20K_ARCHIVE
+from tools.datasets.archives import file_md5
 
 train_fcn = load_script('segmentation', 'train_fcn')
 prepare_ade20k = load_script('segmentation', 'prepare_ade20k')
@@ -78,11 +80,11 @@ def test_prepare_ade20k_verifies_and_extracts(ade, tmp_path):
     out = str(tmp_path / 'out')
     with pytest.raises(SystemExit) as err:        # the official MD5 does not match
         prepare_ade20k.main(['--archive', archive, '--out', out])
-    assert 'has MD5' in str(err.value.code) and segmentation.ADE20K_ARCHIVE[1] in \
+    assert 'has MD5' in str(err.value.code) and ADE20K_ARCHIVE[1] in \
         str(err.value.code)
     assert not os.path.exists(out) or os.listdir(out) == []
     counts = prepare_ade20k.main(['--archive', archive, '--out', out,
-                                  '--md5', transfer.file_md5(archive)])
+                                  '--md5', file_md5(archive)])
     assert counts == {'training': 4, 'validation': 3}
     data = segmentation.ade20k_dataset(out, 'val', 'testval')
     img, mask = data[0]
@@ -95,7 +97,7 @@ def test_prepare_ade20k_rejects_bad_archives(ade, tmp_path):
     archive = _zip(ade, str(tmp_path / 'ADEChallengeData2016.zip'))
     good = open(archive, 'rb').read()
     out = str(tmp_path / 'out')
-    md5 = transfer.file_md5(archive)
+    md5 = file_md5(archive)
     truncated = str(tmp_path / 'truncated.zip')
     with open(truncated, 'wb') as f:
         f.write(good[:len(good) // 2])

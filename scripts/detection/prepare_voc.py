@@ -20,9 +20,9 @@ import os
 import sys
 import time
 
-
-from gluon_tricks.detection import prepare_voc
-from gluon_tricks.transfer import ArchiveError, read_md5_file
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from tools.datasets.archives import ArchiveError, read_md5_file  # noqa: E402
+from tools.datasets.voc import prepare_voc  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -20,9 +20,9 @@ import os
 import sys
 import time
 
-
-from gluon_tricks.segmentation import prepare_ade20k
-from gluon_tricks.transfer import ArchiveError
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from tools.datasets.ade20k import prepare_ade20k  # noqa: E402
+from tools.datasets.archives import ArchiveError  # noqa: E402
 
 
 def parse_args(argv=None):
