@@ -125,7 +125,7 @@ def preprocess_image(path, input_size=224, crop_ratio=0.875, mean=None, std=None
     mxnet.nd.NDArray
         ``(1, 3, input_size, input_size)`` float32.
     """
-    from .data.augment import AugmentConfig, ValTransform, decode_image, image_problem
+    from .data.transforms import AugmentConfig, ValTransform, decode_image, image_problem
     try:
         with open(path, 'rb') as f:
             buf = f.read()

@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from .data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig
 
 __all__ = ['Classifier', 'open_classifier', 'augment_config', 'source_kind']
 

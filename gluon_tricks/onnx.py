@@ -263,7 +263,7 @@ def export_onnx(net, onnx_path, input_size=224, crop_ratio=0.875, mean=None, std
     str
         ``onnx_path``.
     """
-    from .data.augment import IMAGENET_MEAN, IMAGENET_STD
+    from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
     _require_onnx()
     sym, params = net_symbol(net, input_size)
     meta = {'model': model_name or getattr(net, 'model_name', None),

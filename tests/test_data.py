@@ -120,14 +120,16 @@ def test_paper_defaults_and_flags():
     assert gd.AugmentConfig(input_size=299).val_resize == 342          # Inception-V3
 
     parser = argparse.ArgumentParser()
-    gd.add_data_args(parser)
-    assert gd.config_from_args(parser.parse_args([])) == cfg
+    gd.DataConfig.add_args(parser)
+    assert gd.DataConfig.from_args(parser.parse_args([])) == gd.DataConfig()
+    assert gd.DataConfig().augment() == cfg
     args = parser.parse_args(['--use-rec', '-j', '3', '--input-size', '299', '--no-mirror',
                               '--aspect-ratio-min', '2/3', '--jitter', '0.3', '--mean', '1',
                               '2', '3', '--num-classes', '7', '--synthetic-data'])
-    c = gd.config_from_args(args)
-    assert args.use_rec and args.num_workers == 3 and args.num_classes == 7
-    assert args.synthetic_data and c.input_size == 299 and not c.mirror
+    data = gd.DataConfig.from_args(args)
+    c = data.augment()
+    assert data.use_rec and data.num_workers == 3 and data.num_classes == 7
+    assert data.synthetic_data and c.input_size == 299 and not c.mirror
     assert c.aspect_ratio[0] == pytest.approx(2 / 3)
     assert (c.brightness, c.contrast, c.saturation) == (0.3, 0.3, 0.3) and c.mean == (1, 2, 3)
     helps = {a.dest: a.help for a in parser._actions}
@@ -137,6 +139,22 @@ def test_paper_defaults_and_flags():
         assert value in helps[dest], dest
     with pytest.raises(ValueError):
         gd.AugmentConfig(random_area=(0.5, 0.1))
+    # GluonCV's three spellings of the worker count, one dest
+    for flag in ('-j', '--num-data-workers', '--num-workers', '--workers'):
+        assert gd.DataConfig.from_args(parser.parse_args([flag, '5'])).num_workers == 5
+
+
+def test_data_config_json_and_paths(tmp_path):
+    import json
+    cfg = gd.DataConfig(data_dir=str(tmp_path), use_rec=True, rec_val='~/v.rec', mean=[1, 2, 3])
+    again = gd.DataConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg and again.mean == (1, 2, 3)
+    assert cfg.rec_paths('train') == (str(tmp_path / 'train.rec'), str(tmp_path / 'train.idx'))
+    home = os.path.expanduser('~')
+    assert cfg.rec_paths('val') == (os.path.join(home, 'v.rec'), os.path.join(home, 'v.idx'))
+    assert cfg.folder('val') == str(tmp_path / 'val')
+    with pytest.raises(ValueError, match='unknown data option.*batch_size'):
+        gd.DataConfig.from_dict(dict(cfg.to_dict(), batch_size=3))
 
 
 def _params(**changes):
@@ -172,8 +190,8 @@ def test_color_operations_match_their_equations():
                                                                    saturation=0.5)))
     assert np.allclose(out[:, 0, 0], [129.9, 29.9, 29.9], atol=1e-3)
     out = t.apply(gray, _params(alpha=(0.1, -0.2, 0.05)))     # PCA: eigvec @ (alpha * eigval)
-    rgb = np.asarray(gd.augment.PCA_EIGVEC).dot(np.array([0.1, -0.2, 0.05]) *
-                                                np.asarray(gd.augment.PCA_EIGVAL))
+    rgb = np.asarray(gd.transforms.PCA_EIGVEC).dot(np.array([0.1, -0.2, 0.05]) *
+                                                np.asarray(gd.transforms.PCA_EIGVAL))
     assert np.allclose(out[:, 0, 0], 100 + rgb, atol=1e-4)
     ramp = np.tile(np.arange(6, dtype=np.uint8)[None, :, None], (6, 1, 3))
     out = t.apply(ramp, _params(flip=True))                    # horizontal flip
@@ -632,14 +650,12 @@ def test_synthetic_and_build_loaders(digits, digits_rec):
     assert len(syn) == 3 and sizes == [(8, 3, INPUT, INPUT)] * 2 + [(4, 3, INPUT, INPUT)]
     assert max(l.asnumpy().max() for _, l in syn) < 5
 
-    parser = argparse.ArgumentParser()
-    gd.add_data_args(parser)
     rec_dir = os.path.dirname(digits_rec[0].rec_path)
-    for argv, kind in ((['--use-rec', '--data-dir', rec_dir], gd.RecordLoader),
-                       (['--data-dir', digits.root, '-j', '0'], gd.FolderLoader),
-                       (['--synthetic-data'], gd.SyntheticLoader)):
-        args = parser.parse_args(argv + ['--input-size', str(INPUT)])
-        train, val = gd.build_loaders(args, batch_size=16, progress=False)
+    for opts, kind in ((dict(use_rec=True, data_dir=rec_dir), gd.RecordLoader),
+                       (dict(data_dir=digits.root, num_workers=0), gd.FolderLoader),
+                       (dict(synthetic_data=True), gd.SyntheticLoader)):
+        cfg = gd.DataConfig(input_size=INPUT, **opts)
+        train, val = gd.build_loaders(cfg, batch_size=16, progress=False)
         assert isinstance(train, kind) and isinstance(val, kind) and not val.train
         if kind is not gd.SyntheticLoader:
             assert (train.num_samples, val.num_samples) == (1437, 360)

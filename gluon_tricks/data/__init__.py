@@ -12,10 +12,9 @@ worker processes) and one implementation of section 2.1 (:mod:`.augment`).
 :func:`add_data_args` adds the flags, :func:`build_loaders` builds the loaders from them,
 :mod:`.im2rec` packs folders into RecordIO, :func:`make_digits_dataset` writes the demo data.
 """
-from .augment import (AugmentConfig, AugParams, add_data_args, config_from_args,
-                      TrainTransform, ValTransform, train_transform, val_transform,
-                      decode_image, image_problem, default_rec_paths, IMAGENET_MEAN, IMAGENET_STD,
-                      PARAM_FIELDS)
+from .transforms import (AugmentConfig, AugParams, TrainTransform, ValTransform, decode_image,
+                         image_problem, IMAGENET_MEAN, IMAGENET_STD, PARAM_FIELDS)
+from .options import DataConfig, DEFAULT_DATA_DIR, add_data_args, config_from_args
 from .base import (EpochLoader, derive_seed, LabelError, CorruptRecordError, CorruptImageError,
                    EmptyDatasetError)
 from .im2rec import (list_class_folder, list_flat_folder, read_label_file, write_lst, read_lst,
@@ -32,8 +31,8 @@ from .build import build_loaders
 from .digits import make_digits_dataset, DigitsInfo
 
 __all__ = [
-    'AugmentConfig', 'AugParams', 'add_data_args', 'config_from_args', 'TrainTransform',
-    'ValTransform', 'train_transform', 'val_transform', 'decode_image', 'image_problem', 'default_rec_paths',
+    'AugmentConfig', 'AugParams', 'TrainTransform', 'ValTransform', 'decode_image',
+    'image_problem', 'DataConfig', 'DEFAULT_DATA_DIR', 'add_data_args', 'config_from_args',
     'IMAGENET_MEAN', 'IMAGENET_STD', 'PARAM_FIELDS',
     'EpochLoader', 'derive_seed', 'LabelError', 'CorruptRecordError', 'CorruptImageError',
     'EmptyDatasetError',

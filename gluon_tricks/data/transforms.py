@@ -1,39 +1,24 @@
-"""The paper's pre-processing as named options (He et al., 2018, section 2.1).
+"""The paper's pre-processing (He et al., 2018, section 2.1), once for every use.
 
-Every constant of section 2.1 is a field of :class:`AugmentConfig` and a command-line flag of
-:func:`add_data_args`. :class:`TrainTransform` and :class:`ValTransform` implement it with
-OpenCV and numpy, once, for every data source (RecordIO and class folders alike) and for
-export/predict; all training randomness comes from a generator the loader seeds per sample.
-
-Training pipeline (section 2.1, steps 1-6): decode to RGB in [0, 255]; random-resized crop with
-area in [8%, 100%] and aspect ratio in [3/4, 4/3], resized to 224 x 224; horizontal flip with
-probability 0.5; brightness, contrast and saturation scaled by factors drawn from
-U[1 - 0.4, 1 + 0.4] = U[0.6, 1.4] (the paper writes "hue, saturation and brightness"; GluonCV,
-the paper's code, jitters contrast instead of hue, hue 0 is its default); AlexNet-style PCA
-lighting noise with coefficients ~ N(0, 0.1); normalize with mean (123.68, 116.779, 103.939)
-and std (58.393, 57.12, 57.375).
-
-Validation: resize the shorter side to ceil(224 / 0.875) = 256 keeping the aspect ratio,
-center crop 224, the same normalization, nothing random.
+:class:`TrainTransform` (random-resized crop, flip, colour jitter, PCA lighting, normalize)
+and :class:`ValTransform` (resize the shorter side to ``ceil(S / crop_ratio)``, center crop
+``S``, normalize) turn a decoded RGB uint8 image into a float32 (3, S, S) array. Every
+loader validates through :class:`ValTransform`, and so do export, predict and evaluate
+(:func:`load_image`). The constants are the fields of :class:`AugmentConfig`, the flags of
+:class:`~gluon_tricks.data.DataConfig`.
 """
-import argparse
 import dataclasses
 import math
-import os
-from fractions import Fraction
 from typing import Tuple
 
-__all__ = ['AugmentConfig', 'AugParams', 'add_data_args', 'config_from_args',
-           'TrainTransform', 'ValTransform', 'train_transform', 'val_transform',
-           'decode_image', 'image_problem', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PARAM_FIELDS', 'JITTER_OPS',
-           'DEFAULT_DATA_DIR', 'default_rec_paths']
+__all__ = ['AugmentConfig', 'AugParams', 'TrainTransform', 'ValTransform', 'decode_image',
+           'image_problem', 'load_image', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PARAM_FIELDS',
+           'JITTER_OPS']
 
 #: Per-channel RGB mean on the 0-255 scale (section 2.1, step 6).
 IMAGENET_MEAN = (123.68, 116.779, 103.939)
 #: Per-channel RGB standard deviation on the 0-255 scale (section 2.1, step 6).
 IMAGENET_STD = (58.393, 57.12, 57.375)
-#: GluonCV's default location of ImageNet.
-DEFAULT_DATA_DIR = '~/.mxnet/datasets/imagenet'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,10 +92,6 @@ class AugmentConfig:
         """
         return int(math.ceil(self.input_size / self.crop_ratio))
 
-    def replace(self, **changes):
-        """Return a copy with some fields changed (``dataclasses.replace``)."""
-        return dataclasses.replace(self, **changes)
-
     @classmethod
     def no_augment(cls, **changes):
         """A training configuration with every random augmentation switched off.
@@ -123,118 +104,6 @@ class AugmentConfig:
                     brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, pca_noise=0.0)
         base.update(changes)
         return cls(**base)
-
-
-def _float_or_fraction(text):
-    """Parse ``'0.75'`` or ``'3/4'`` into a float (for the aspect-ratio flags)."""
-    try:
-        return float(Fraction(text))
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError('expected a number or a fraction like 3/4, got %r'
-                                         % text)
-
-
-def add_data_args(parser):
-    """Add the data flags (GluonCV's names where GluonCV has them) to an argparse parser.
-
-    Parameters
-    ----------
-    parser : argparse.ArgumentParser
-        The parser to extend; the flags go into an argument group "data".
-
-    Returns
-    -------
-    argparse._ArgumentGroup
-        The group holding the flags.
-
-    Notes
-    -----
-    The resulting namespace is read by :func:`config_from_args` (augmentation) and
-    :func:`gluon_tricks.data.build_loaders` (the data sources). ``-j`` is stored as
-    ``args.num_workers`` as in GluonCV.
-    """
-    d = AugmentConfig()
-    g = parser.add_argument_group('data (defaults: paper section 2.1)')
-    g.add_argument('--data-dir', type=str, default=DEFAULT_DATA_DIR,
-                   help='data root: class folders DATA_DIR/train and DATA_DIR/val, or with '
-                        '--use-rec the default place of train.rec/val.rec (default: %(default)s)')
-    g.add_argument('--rec-train', type=str, default=None,
-                   help='training RecordIO file (default: DATA_DIR/train.rec)')
-    g.add_argument('--rec-train-idx', type=str, default=None,
-                   help='index of the training RecordIO file (default: next to it, .idx)')
-    g.add_argument('--rec-val', type=str, default=None,
-                   help='validation RecordIO file (default: DATA_DIR/val.rec)')
-    g.add_argument('--rec-val-idx', type=str, default=None,
-                   help='index of the validation RecordIO file (default: next to it, .idx)')
-    g.add_argument('--use-rec', action='store_true',
-                   help='read RecordIO files (.rec/.idx, as packed by prepare_imagenet.py or '
-                        "MXNet's im2rec) instead of class folders")
-    g.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=4,
-                   help='data worker processes decoding and augmenting images (0: in the '
-                        'training process); default %(default)s')
-    g.add_argument('--input-size', type=int, default=d.input_size,
-                   help='network input size (paper: 224; 299 for Inception-V3)')
-    g.add_argument('--crop-ratio', type=float, default=d.crop_ratio,
-                   help='validation center-crop ratio; the shorter side is resized to '
-                        'ceil(input_size / crop_ratio) first (paper: 0.875, i.e. 256 for 224)')
-    g.add_argument('--random-area-min', type=float, default=d.random_area[0],
-                   help='smallest area fraction of the random-resized crop (paper: 0.08)')
-    g.add_argument('--random-area-max', type=float, default=d.random_area[1],
-                   help='largest area fraction of the random-resized crop (paper: 1.0)')
-    g.add_argument('--aspect-ratio-min', type=_float_or_fraction, default=d.aspect_ratio[0],
-                   help='smallest aspect ratio of the random-resized crop (paper: 3/4)')
-    g.add_argument('--aspect-ratio-max', type=_float_or_fraction, default=d.aspect_ratio[1],
-                   help='largest aspect ratio of the random-resized crop (paper: 4/3)')
-    g.add_argument('--no-mirror', action='store_true',
-                   help='disable the random horizontal flip (paper: flip with probability 0.5)')
-    g.add_argument('--jitter', type=float, default=d.brightness,
-                   help='brightness, contrast and saturation are scaled by a factor in '
-                        '[1 - jitter, 1 + jitter] (paper: 0.4, i.e. [0.6, 1.4])')
-    g.add_argument('--hue', type=float, default=d.hue,
-                   help='hue jitter: rotation by U[-hue, hue] * pi in YIQ space (GluonCV '
-                        'default and ours: 0)')
-    g.add_argument('--pca-noise', type=float, default=d.pca_noise,
-                   help='std of the PCA lighting noise coefficients (paper: N(0, 0.1))')
-    g.add_argument('--mean', type=float, nargs=3, default=list(d.mean), metavar=('R', 'G', 'B'),
-                   help='RGB mean on the 0-255 scale (paper: 123.68 116.779 103.939)')
-    g.add_argument('--std', type=float, nargs=3, default=list(d.std), metavar=('R', 'G', 'B'),
-                   help='RGB std on the 0-255 scale (paper: 58.393 57.12 57.375)')
-    g.add_argument('--num-classes', type=int, default=None,
-                   help='number of classes (default: from the data: the .lst next to the .rec, '
-                        'a scan of the record labels, or the class folders; ImageNet: 1000)')
-    g.add_argument('--synthetic-data', action='store_true',
-                   help='random data of the right shape instead of real data (benchmarks)')
-    return g
-
-
-def config_from_args(args):
-    """Build an :class:`AugmentConfig` from a namespace made by :func:`add_data_args`.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        Parsed arguments; missing attributes take the paper's defaults.
-
-    Returns
-    -------
-    AugmentConfig
-    """
-    d = AugmentConfig()
-    jitter = getattr(args, 'jitter', d.brightness)
-    return AugmentConfig(
-        input_size=getattr(args, 'input_size', d.input_size),
-        crop_ratio=getattr(args, 'crop_ratio', d.crop_ratio),
-        random_area=(getattr(args, 'random_area_min', d.random_area[0]),
-                     getattr(args, 'random_area_max', d.random_area[1])),
-        aspect_ratio=(getattr(args, 'aspect_ratio_min', d.aspect_ratio[0]),
-                      getattr(args, 'aspect_ratio_max', d.aspect_ratio[1])),
-        mirror=not getattr(args, 'no_mirror', False),
-        brightness=jitter, contrast=jitter, saturation=jitter,
-        hue=getattr(args, 'hue', d.hue),
-        pca_noise=getattr(args, 'pca_noise', d.pca_noise),
-        mean=tuple(getattr(args, 'mean', d.mean)),
-        std=tuple(getattr(args, 'std', d.std)),
-    )
 
 
 #: Luma weights of R, G, B (ITU-R BT.601), used by the contrast and saturation jitter.
@@ -462,35 +331,3 @@ def normalize_chw(x, cfg, offset=(0.0, 0.0, 0.0)):
     x *= inv_std.astype(np.float32)[:, None, None]
     x += shift.astype(np.float32)[:, None, None]
     return x
-
-
-def train_transform(cfg):
-    """:class:`TrainTransform` of ``cfg``."""
-    return TrainTransform(cfg)
-
-
-def val_transform(cfg):
-    """:class:`ValTransform` of ``cfg``."""
-    return ValTransform(cfg)
-
-
-def default_rec_paths(args, split):
-    """RecordIO paths of a split from the flags: ``(rec, idx)``.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        From :func:`add_data_args`.
-    split : {'train', 'val'}
-
-    Returns
-    -------
-    tuple of str
-        ``--rec-<split>`` (default ``DATA_DIR/<split>.rec``) and ``--rec-<split>-idx``
-        (default: the .rec path with the extension ``.idx``).
-    """
-    data_dir = os.path.expanduser(getattr(args, 'data_dir', DEFAULT_DATA_DIR))
-    rec = getattr(args, 'rec_%s' % split, None) or os.path.join(data_dir, '%s.rec' % split)
-    rec = os.path.expanduser(rec)
-    idx = getattr(args, 'rec_%s_idx' % split, None) or os.path.splitext(rec)[0] + '.idx'
-    return rec, os.path.expanduser(idx)
