@@ -6,7 +6,7 @@ differs.
 """
 import os
 
-from .augment import AugmentConfig
+from .transforms import AugmentConfig
 from .base import CorruptImageError, EmptyDatasetError, LabelError
 from .im2rec import IMAGE_EXTENSIONS
 from .pipeline import ImageLoader

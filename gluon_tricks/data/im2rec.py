@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .augment import image_problem
+from .transforms import image_problem
 from .base import CorruptImageError, EmptyDatasetError, LabelError
 
 __all__ = ['IMAGE_EXTENSIONS', 'list_class_folder', 'list_flat_folder', 'read_label_file',

@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from .augment import PARAM_FIELDS, TrainTransform, ValTransform, decode_image, image_problem
+from .transforms import PARAM_FIELDS, TrainTransform, ValTransform, decode_image, image_problem
 from .base import EmptyDatasetError, EpochLoader, batches_per_epoch, derive_seed
 
 __all__ = ['ShardBatchSampler', 'AugmentedDataset', 'ImageLoader']

@@ -25,7 +25,7 @@ import struct
 
 import numpy as np
 
-from .augment import AugmentConfig, decode_image, image_problem
+from .transforms import AugmentConfig, decode_image, image_problem
 from .base import CorruptRecordError, EmptyDatasetError, LabelError
 from .im2rec import CLASSES_FILE, bounded_map, read_class_names, read_lst
 from .pipeline import ImageLoader
