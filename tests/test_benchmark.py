@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from gluon_tricks import benchmark as bm
+from tools.benchmark import machine, pipeline, timing
+from tools.benchmark.loops import train_gflops_per_image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, 'scripts', 'classification', 'benchmark.py')
@@ -51,13 +52,13 @@ def test_train_and_reference_fields(results):
         assert len(r['windows']) == 2 and len(r['cpu_windows']) == 2
         for v in r['windows']:
             _positive(v, key + '.windows')
-        assert r['img_per_sec'] == pytest.approx(bm.median(r['windows']))
+        assert r['img_per_sec'] == pytest.approx(timing.median(r['windows']))
     assert math.isfinite(results['train']['loss'])
     for field in ('ratio', 'ratio_paired', 'ratio_cpu', 'model_gmacs'):
         _positive(results[field], field)
     assert results['ratio'] == pytest.approx(results['train']['img_per_sec'] /
                                              results['reference']['img_per_sec'], rel=1e-9)
-    assert results['ratio_paired'] == pytest.approx(bm.paired_ratio(
+    assert results['ratio_paired'] == pytest.approx(timing.paired_ratio(
         results['train']['windows'], results['reference']['windows']))
 
 
@@ -83,7 +84,7 @@ def test_data_fields(results):
         _positive(d[field], 'data.' + field)
     assert d['threads'], 'no thread count measured'
     for t, r in d['threads'].items():
-        assert r['effective_threads'] == bm.record_iter_threads(int(t))
+        assert r['effective_threads'] == pipeline.record_iter_threads(int(t))
         for field in ('img_per_sec', 'img_per_sec_per_thread', 'reference_img_per_sec',
                       'reference_img_per_sec_per_thread', 'ratio', 'ratio_paired', 'ratio_cpu',
                       'fresh_img_per_sec', 'ratio_fresh', 'ratio_fresh_paired',
@@ -145,31 +146,31 @@ def test_bad_flags_are_named(capsys):
 
 
 def test_helpers(tmp_path):
-    assert bm.record_iter_threads(8, cores=2) == 1
-    assert bm.record_iter_threads(8, cores=8) == 3
-    assert bm.record_iter_threads(2, cores=64) == 2
-    peak, per_cycle = bm.cpu_peak_gflops(2, 2.5, ['avx', 'avx2', 'fma'])
+    assert pipeline.record_iter_threads(8, cores=2) == 1
+    assert pipeline.record_iter_threads(8, cores=8) == 3
+    assert pipeline.record_iter_threads(2, cores=64) == 2
+    peak, per_cycle = machine.cpu_peak_gflops(2, 2.5, ['avx', 'avx2', 'fma'])
     assert per_cycle == 32 and peak == pytest.approx(160.0)
-    assert bm.cpu_peak_gflops(1, 1.0, ['avx512f', 'avx2', 'fma'])[1] == 64
-    assert bm.paired_ratio([2.0, 4.0, 9.0], [1.0, 4.0, 3.0]) == pytest.approx(2.0)
-    assert bm.mxnet_omp_threads(8, {'OMP_NUM_THREADS': '3'}) == 3
-    assert bm.mxnet_omp_threads(8, {'MXNET_OMP_MAX_THREADS': '5'}) == 5
-    assert bm.mxnet_omp_threads(8, {}) in (4, 8)        # half on x86
-    info = bm.make_jpeg_record(str(tmp_path), 4, 30, 20, num_classes=2, distinct=3)
+    assert machine.cpu_peak_gflops(1, 1.0, ['avx512f', 'avx2', 'fma'])[1] == 64
+    assert timing.paired_ratio([2.0, 4.0, 9.0], [1.0, 4.0, 3.0]) == pytest.approx(2.0)
+    assert machine.mxnet_omp_threads(8, {'OMP_NUM_THREADS': '3'}) == 3
+    assert machine.mxnet_omp_threads(8, {'MXNET_OMP_MAX_THREADS': '5'}) == 5
+    assert machine.mxnet_omp_threads(8, {}) in (4, 8)        # half on x86
+    info = pipeline.make_jpeg_record(str(tmp_path), 4, 30, 20, num_classes=2, distinct=3)
     assert not info['reused'] and info['num_images'] == 4 and info['bytes_per_image'] > 0
     assert os.path.isfile(info['rec']) and os.path.isfile(info['idx'])
-    assert bm.make_jpeg_record(str(tmp_path), 4, 30, 20, num_classes=2, distinct=3)['reused']
-    other = bm.make_jpeg_record(str(tmp_path), 4, 30, 20, num_classes=3)   # no classes clash
+    assert pipeline.make_jpeg_record(str(tmp_path), 4, 30, 20, num_classes=2, distinct=3)['reused']
+    other = pipeline.make_jpeg_record(str(tmp_path), 4, 30, 20, num_classes=3)   # no classes clash
     assert not other['reused'] and other['rec'] != info['rec']
-    gflops, gmacs = bm.train_gflops_per_image('resnet50_v1d', 224)
+    gflops, gmacs = train_gflops_per_image('resnet50_v1d', 224)
     assert gmacs == pytest.approx(4.3, abs=0.1)          # Table 5
     assert gflops == pytest.approx(6 * gmacs)
 
 
 def test_gluoncv_env_and_new_parts():
     """The reference worker gets GluonCV's default environment; the new parts parse."""
-    from gluon_tricks import bench_precision as bp
-    env = bp.gluoncv_env({'OMP_NUM_THREADS': '2', 'OMP_WAIT_POLICY': 'PASSIVE',
+    from tools.benchmark.precision import gluoncv_env
+    env = gluoncv_env({'OMP_NUM_THREADS': '2', 'OMP_WAIT_POLICY': 'PASSIVE',
                           'DNNL_MAX_CPU_ISA': 'AVX512_CORE_AMX', 'PATH': '/bin'})
     assert env == {'PATH': '/bin', 'GLUON_TRICKS_AMX': '0'}
     mod = _load_script()

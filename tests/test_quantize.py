@@ -16,7 +16,7 @@ import pytest
 
 from conftest import bfloat16_skip_reason
 from gluon_tricks import quantize as Q
-from gluon_tricks.digits_bench import digits_arrays, top1, train_quick
+from tools.benchmark.digits import digits_arrays, top1, train_quick
 from gluon_tricks.export import export_model, load_exported
 
 INPUT_SIZE = 16
