@@ -3,13 +3,6 @@
 # batch 256 (32 x 8 GPUs), FP32, NAG, lr 0.1 divided by 10 at epochs 30, 60, 90, 120 epochs.
 #   scripts/classification/tables/table2.sh            # DATA_DIR, NUM_GPUS or NP, RUNS_DIR ...
 #   DRY_RUN=1 scripts/classification/tables/table2.sh  # print the commands
-# Variables: see common.sh. Report: $REPORT_DIR/table2.md.
-set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-start table2
-
-run_row r50-baseline       --model resnet50_v1  "${BASELINE[@]}" "${STEP[@]}" "${E120[@]}"
-run_row inception-baseline --model inceptionv3  --input-size 299 "${BASELINE[@]}" "${STEP[@]}" "${E120[@]}"
-run_row mobilenet-baseline --model mobilenet1.0 "${BASELINE[@]}" "${STEP[@]}" "${E120[@]}"
-
-report table2
+#   SCALE=proxy ROWS='r50-*' scripts/classification/tables/table2.sh
+# Rows: tools/experiments/tables.py; variables: tools/experiments/run.py. Report: table2.md.
+exec "${PYTHON:-python3}" "$(dirname "$0")/run.py" table2 "$@"

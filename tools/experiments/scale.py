@@ -1,0 +1,134 @@
+"""The CPU proxy of the paper's rows: :func:`proxy` maps a full-scale
+:class:`~tools.experiments.rows.Experiment` to a small one, nothing else changed:
+
+=============  ==============================================================================
+models         ``resnet50_v1{,b,c,d}`` -> ``resnet18_v1{,b,c,d}``; ``resnet101/152_*`` ->
+               ``resnet34_*`` (the teachers); ``inceptionv3`` and ``mobilenet1.0`` kept
+data           scikit-learn's digits as RecordIO (``digits``) for ImageNet and Places365;
+               tiny VOC / ADE20K look-alikes (``proxy-voc``, ``proxy-ade``) for Tables 8/9
+input          :attr:`Family.input_size` (32 px; 75 for Inception-V3, its smallest), random
+               crops of at least :attr:`ProxySettings.area_min` of the image, no flip
+batch          the paper's global batch / :attr:`Family.batch_div`; the training script
+               derives the lr by the same linear scaling rule (base :attr:`base_lr` per 256)
+epochs         every epoch count (epochs, warmup, step epochs) x :attr:`Family.epochs` / 120
+float16        float32 (MXNet 1.9.1 has no float16 GEMM on CPU)
+Tables 8/9     :attr:`ProxySettings.transfer_epochs` epochs, small images and proposals
+=============  ==============================================================================
+
+The settings per network family (:data:`PROXY`) are chosen so that every row learns (no row
+at chance accuracy); :data:`PROXY_LEGACY` is the proxy of the first report (2 epochs, batch /8
+for every network: Inception-V3 and MobileNet stayed at chance at batch 128).
+"""
+import fnmatch
+from dataclasses import dataclass, replace
+
+from .rows import Experiment
+
+__all__ = ['Family', 'ProxySettings', 'PROXY', 'PROXY_LEGACY', 'PROFILES', 'proxy',
+           'proxy_model', 'family_of', 'seed_copies']
+
+
+@dataclass(frozen=True)
+class Family:
+    """Proxy scale of one network family."""
+    epochs: int          # proxy epochs for the paper's 120 (200 -> 5/3 as many)
+    batch_div: int       # paper's global batch / batch_div
+    input_size: int      # proxy input size in pixels
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    families: dict
+    base_lr: float = 0.1           # linear scaling: lr = base_lr x batch / 256 (trainer)
+    area_min: float = 0.5          # random-resized crop: at least half of a digit
+    workers: int = 2               # -j of the classification runs
+    transfer_epochs: int = 1       # Tables 8/9
+    transfer_batch_div: int = 8
+    #: rows (globs) of table ``repeat_in`` trained again with ``seeds`` (run-to-run spread)
+    repeat: tuple = ()
+    repeat_in: str = 'table6'
+    seeds: tuple = (1, 2)
+
+
+PROXY = ProxySettings(
+    families={'resnet': Family(epochs=4, batch_div=16, input_size=32),
+              'mobilenet': Family(epochs=6, batch_div=32, input_size=32),
+              'inceptionv3': Family(epochs=3, batch_div=32, input_size=75)},
+    repeat=('r50d-*',))
+PROXY_LEGACY = ProxySettings(
+    families={'resnet': Family(2, 8, 32), 'mobilenet': Family(2, 8, 32),
+              'inceptionv3': Family(2, 8, 75)})
+#: ``--proxy-profile`` / ``PROXY_PROFILE`` names
+PROFILES = {'default': PROXY, 'legacy': PROXY_LEGACY}
+
+_DETECTION = dict(short=96, max_size=128, train_splits='2007_trainval', rpn_train_post_nms=300,
+                  rpn_test_post_nms=100, rcnn_num_samples=32, warmup_iters=2, num_workers=1,
+                  log_interval=1000)
+_SEGMENTATION = dict(base_size=96, crop_size=64, warmup_epochs=0.2, num_workers=1,
+                     log_interval=1000)
+_DATA = {'imagenet': 'digits', 'places365': 'digits', 'voc': 'proxy-voc', 'ade20k': 'proxy-ade'}
+
+
+def proxy_model(model):
+    """The proxy network of a paper network (``resnet50_v1d`` -> ``resnet18_v1d``)."""
+    if model.startswith('resnet50_'):
+        return 'resnet18_' + model[len('resnet50_'):]
+    if model.startswith(('resnet101_', 'resnet152_')):
+        return 'resnet34_' + model.split('_', 1)[1]
+    return model
+
+
+def family_of(model):
+    if model.startswith('resnet'):
+        return 'resnet'
+    if model.startswith('mobilenet'):
+        return 'mobilenet'
+    return model
+
+
+def _scaled(value, factor):
+    return float('%g' % (value * factor))
+
+
+def proxy(exp, settings=PROXY):
+    """``exp`` at proxy scale (a new :class:`Experiment`; the name is kept)."""
+    f = dict(exp.flags)
+    for key in ('model', 'teacher', 'backbone'):
+        if f.get(key):
+            f[key] = proxy_model(f[key])
+    data = _DATA.get(exp.data, exp.data)
+    if exp.task != 'classification':
+        target = settings.transfer_epochs
+        factor = target / float(f['num_epochs'])
+        f['num_epochs'] = target
+        if f.get('lr_decay_epoch'):
+            f['lr_decay_epoch'] = tuple(_scaled(e, factor) for e in f['lr_decay_epoch'])
+        f.update(_DETECTION if exp.task == 'detection' else _SEGMENTATION)
+        batch = max(exp.global_batch // settings.transfer_batch_div, 1)
+        return Experiment(exp.name, exp.task, batch, data, f, exp.teacher_row, exp.backbone_row)
+
+    fam = settings.families[family_of(f['model'])]
+    factor = fam.epochs / 120.0
+    f['num_epochs'] = max(int(f['num_epochs'] * factor + 0.5), 1)
+    if f.get('warmup_epochs'):
+        f['warmup_epochs'] = _scaled(f['warmup_epochs'], factor)
+    if f.get('lr_decay_epoch'):
+        f['lr_decay_epoch'] = tuple(_scaled(e, factor) for e in f['lr_decay_epoch'])
+    if f.get('dtype') == 'float16':
+        f['dtype'] = 'float32'
+    f.pop('input_size', None)
+    f['input_size'] = fam.input_size
+    if settings.base_lr != 0.1:
+        f['base_lr'] = settings.base_lr
+    f.update(random_area_min=settings.area_min, no_mirror=True, num_workers=settings.workers,
+             progress='log', log_interval=1000)
+    return Experiment(exp.name, exp.task, max(exp.global_batch // fam.batch_div, 1), data, f,
+                      exp.teacher_row, exp.backbone_row)
+
+
+def seed_copies(exp, table, settings=PROXY):
+    """The extra runs of ``exp`` with other seeds (``NAME-seedS``) when ``table`` is
+    ``settings.repeat_in`` and ``settings.repeat`` names the row; empty otherwise."""
+    if table != settings.repeat_in or not any(fnmatch.fnmatchcase(exp.name, g) for g in settings.repeat):
+        return []
+    return [replace(exp.set(seed=s), name='%s-seed%d' % (exp.name, s)) for s in settings.seeds]
