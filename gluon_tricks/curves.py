@@ -1,154 +1,22 @@
-"""Look at runs: the per-epoch metrics of ``metrics.jsonl`` as curves (PNG) and as TensorBoard
-scalars.
-
-Every training script appends one JSON line per epoch to ``SAVE_DIR/metrics.jsonl``
-(classification: ``train_loss``, ``train_acc``, ``top1``, ``top5``, ``lr``,
-``samples_per_sec``, ``epoch_time`` ...). :func:`plot_runs` draws one panel per metric with one
-curve per run, so runs are compared side by side; :class:`TensorBoardWriter` writes the same
-records as TensorBoard event files through tensorboardX (the ``[tensorboard]`` extra), for
-those who watch a run live; :func:`read_tensorboard_scalars` reads them back without
-TensorBoard.
+"""TensorBoard scalars of a run: :class:`TensorBoardWriter` writes each epoch's
+``metrics.jsonl`` record (``--tensorboard`` of the training scripts) through tensorboardX (the
+``[tensorboard]`` extra). Plotting runs is a tool: ``scripts/plot_runs.py`` (``tools/plots.py``).
 """
-import glob
-import json
 import os
-import struct
 
-__all__ = ['load_metrics', 'plot_runs', 'DEFAULT_PANELS', 'TensorBoardWriter',
-           'TAGS', 'read_tensorboard_scalars']
-
-#: (metric key, panel title, y-axis label) of the default figure (classification runs)
-DEFAULT_PANELS = (
-    ('train_loss', 'training loss', 'loss'),
-    ('top1', 'validation top-1', 'accuracy'),
-    ('top5', 'validation top-5', 'accuracy'),
-    ('lr', 'learning rate (end of epoch)', 'lr'),
-    ('samples_per_sec', 'training throughput', 'samples/s'),
-)
+__all__ = ['TensorBoardWriter', 'TAGS', 'is_scalar']
 
 #: TensorBoard tag of each known metric key (others are written as ``other/<key>``)
 TAGS = {'train_loss': 'train/loss', 'train_acc': 'train/accuracy', 'top1': 'val/top1',
         'top5': 'val/top5', 'lr': 'train/lr', 'samples_per_sec': 'speed/samples_per_sec',
         'epoch_time': 'speed/epoch_seconds', 'skipped_steps': 'train/skipped_steps',
         'val_samples': 'val/samples'}
-_NOT_SCALARS = ('epoch',)
 
 
-def load_metrics(run):
-    """The records of a run: ``run/metrics.jsonl`` (or the given .jsonl file), one dict per
-    epoch, in file order. Unreadable lines (a run killed mid-write) are skipped.
-
-    Raises
-    ------
-    FileNotFoundError
-        No metrics file.
-    """
-    path = run if run.endswith('.jsonl') else os.path.join(run, 'metrics.jsonl')
-    if not os.path.isfile(path):
-        raise FileNotFoundError('%s has no metrics.jsonl (train with --save-dir %s first)'
-                                % (run, run))
-    rows = []
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue
-    return rows
-
-
-def _label(run):
-    path = os.path.abspath(run[:-len('/metrics.jsonl')] if run.endswith('metrics.jsonl')
-                           else run)
-    return os.path.basename(path.rstrip(os.sep)) or path
-
-
-def _numeric(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def plot_runs(runs, out, metrics=None, labels=None, title=None, columns=3, dpi=100,
-              panel_size=(4.5, 3.2)):
-    """Draw the curves of one or several runs into a PNG.
-
-    Parameters
-    ----------
-    runs : list of str
-        Run directories (``metrics.jsonl`` inside) or ``.jsonl`` files.
-    out : str
-        PNG path.
-    metrics : list of str, optional
-        Metric keys, one panel each. Default: those of :data:`DEFAULT_PANELS` that some run
-        has, else every numeric key (detection and segmentation runs).
-    labels : list of str, optional
-        Legend names (default: the directory names).
-    title : str, optional
-    columns : int
-        Panels per row.
-    dpi : int
-    panel_size : (float, float)
-        Inches per panel.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        The figure (closed after saving: its axes and lines can still be inspected).
-    """
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    from matplotlib.figure import Figure
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    if not runs:
-        raise ValueError('no run to plot')
-    labels = list(labels) if labels else [_label(r) for r in runs]
-    if len(labels) != len(runs):
-        raise ValueError('%d labels for %d runs' % (len(labels), len(runs)))
-    data = [load_metrics(r) for r in runs]
-    present = set()
-    for rows in data:
-        for row in rows:
-            present.update(k for k, v in row.items() if _numeric(v))
-    titles = {k: (t, y) for k, t, y in DEFAULT_PANELS}
-    if metrics is None:
-        metrics = [k for k, _, _ in DEFAULT_PANELS if k in present]
-        if not metrics:
-            metrics = sorted(k for k in present if k not in _NOT_SCALARS)
-    if not metrics:
-        raise ValueError('the runs have no numeric metric to plot')
-    columns = max(1, min(columns, len(metrics)))
-    rows_n = (len(metrics) + columns - 1) // columns
-    fig = Figure(figsize=(panel_size[0] * columns, panel_size[1] * rows_n), dpi=dpi)
-    FigureCanvasAgg(fig)
-    for i, key in enumerate(metrics):
-        ax = fig.add_subplot(rows_n, columns, i + 1)
-        name, ylabel = titles.get(key, (key, key))
-        for label, rows in zip(labels, data):
-            points = [(r.get('epoch', n + 1), r[key]) for n, r in enumerate(rows)
-                      if _numeric(r.get(key))]
-            if points:
-                xs, ys = zip(*points)
-                ax.plot(xs, ys, marker='o' if len(xs) < 30 else None, markersize=3,
-                        label=label)
-        ax.set_title(name)
-        ax.set_xlabel('epoch')
-        ax.set_ylabel(ylabel)
-        if key == 'lr' and any(_numeric(r.get('lr')) and r['lr'] > 0
-                               for rows in data for r in rows):
-            ax.set_yscale('log')
-        ax.grid(True, alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize='small')
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    out_dir = os.path.dirname(os.path.abspath(out))
-    os.makedirs(out_dir, exist_ok=True)
-    fig.savefig(out)
-    return fig
+def is_scalar(key, value):
+    """Whether ``key: value`` of a metrics record is a scalar to draw (a number; not the
+    ``epoch``, which is the step)."""
+    return key != 'epoch' and isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class TensorBoardWriter(object):
@@ -177,7 +45,7 @@ class TensorBoardWriter(object):
         """Add every numeric value of ``record`` (except ``epoch``, the step) and flush."""
         step = int(record.get('epoch', 0) if step is None else step)
         for key, value in sorted(record.items()):
-            if key in _NOT_SCALARS or not _numeric(value):
+            if not is_scalar(key, value):
                 continue
             self._writer.add_scalar(TAGS.get(key, 'other/' + key), float(value), step)
         self._writer.flush()
@@ -190,33 +58,3 @@ class TensorBoardWriter(object):
 
     def __exit__(self, *exc):
         self.close()
-
-
-def read_tensorboard_scalars(logdir):
-    """The scalars of the event files in ``logdir``: ``{tag: [(step, value), ...]}``.
-
-    Reads the TFRecord framing (length, its CRC, the ``Event`` protobuf, its CRC) and parses
-    the events with tensorboardX's protobuf classes; TensorBoard itself is not needed.
-    """
-    from tensorboardX.proto import event_pb2
-    scalars = {}
-    files = sorted(glob.glob(os.path.join(logdir, 'events.out.tfevents.*')))
-    if not files:
-        raise FileNotFoundError('no events.out.tfevents.* file in %s' % logdir)
-    for path in files:
-        with open(path, 'rb') as f:
-            blob = f.read()
-        pos = 0
-        while pos + 12 <= len(blob):
-            (length,) = struct.unpack('<Q', blob[pos:pos + 8])
-            start = pos + 12
-            if start + length + 4 > len(blob):
-                break  # a record still being written
-            event = event_pb2.Event()
-            event.ParseFromString(blob[start:start + length])
-            pos = start + length + 4
-            for value in event.summary.value:
-                if value.HasField('simple_value'):
-                    scalars.setdefault(value.tag, []).append((int(event.step),
-                                                              float(value.simple_value)))
-    return scalars

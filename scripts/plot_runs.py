@@ -10,7 +10,10 @@ Examples::
     python scripts/plot_runs.py runs/r50d --metrics train_loss top1 train_acc -o r50d.png
 """
 import argparse
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv=None):
@@ -26,7 +29,7 @@ def main(argv=None):
     parser.add_argument('--columns', type=int, default=3, help='panels per row')
     parser.add_argument('--dpi', type=int, default=100, help='resolution of the PNG')
     args = parser.parse_args(argv)
-    from gluon_tricks.curves import plot_runs
+    from tools.plots import plot_runs     # imports matplotlib: only when drawing
     try:
         fig = plot_runs(args.runs, args.out, metrics=args.metrics, labels=args.labels,
                         title=args.title, columns=args.columns, dpi=args.dpi)

@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from gluon_tricks.curves import (DEFAULT_PANELS, TAGS, TensorBoardWriter, load_metrics,
-                                 plot_runs, read_tensorboard_scalars)
+from gluon_tricks.curves import TAGS, TensorBoardWriter
+from tools.plots import DEFAULT_PANELS, load_metrics, plot_runs, read_tensorboard_scalars
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
