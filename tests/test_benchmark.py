@@ -169,10 +169,12 @@ def test_helpers(tmp_path):
 
 def test_gluoncv_env_and_new_parts():
     """The reference worker gets GluonCV's default environment; the new parts parse."""
-    from tools.benchmark.precision import gluoncv_env
+    from tools.benchmark.precision import _repo_on_path, gluoncv_env
     env = gluoncv_env({'OMP_NUM_THREADS': '2', 'OMP_WAIT_POLICY': 'PASSIVE',
-                          'DNNL_MAX_CPU_ISA': 'AVX512_CORE_AMX', 'PATH': '/bin'})
+                       'DNNL_MAX_CPU_ISA': 'AVX512_CORE_AMX', 'PATH': '/bin'})
     assert env == {'PATH': '/bin', 'GLUON_TRICKS_AMX': '0'}
+    # workers run `python -m tools.benchmark.precision`: the repo root goes first on their path
+    assert _repo_on_path({'PYTHONPATH': '/x'})['PYTHONPATH'].split(os.pathsep) == [REPO, '/x']
     mod = _load_script()
     args = mod.parse_args(['--what', 'digits,train_bf16,exports,train'])
     assert args.what == ['train', 'train_bf16', 'exports', 'digits']
