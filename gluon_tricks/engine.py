@@ -12,8 +12,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
-from .loss import DistillationLoss, SoftTargetCrossEntropy, mixup, sample_mixup_lambda, \
-    smooth_labels
+from .data.targets import mixup, sample_mixup_lambda, smooth_labels
+from .loss import DistillationLoss, SoftTargetCrossEntropy
 
 __all__ = ['Recipe', 'TrainStep', 'evaluate', 'NonFiniteLossError']
 

@@ -4,17 +4,18 @@ import os
 
 import mxnet as mx
 
+from .data.transforms import AugmentConfig
 from .errors import UserError, mxnet_error_line
 from .model_zoo.io import gluoncv_param_names
 
-__all__ = ['export_model', 'load_exported', 'preprocess_image', 'ExportError']
+__all__ = ['export_model', 'load_exported', 'ExportError']
 
 
 class ExportError(UserError, ValueError):
     """Exported files that are missing parts or cannot be read."""
 
 
-def export_model(net, prefix, input_size=224, crop_ratio=0.875, mean=None, std=None,
+def export_model(net, prefix, input_size=None, crop_ratio=None, mean=None, std=None,
                  class_names=None, model_name=None):
     """Hybridize ``net`` and write ``prefix-symbol.json``, ``prefix-0000.params`` and
     ``prefix-meta.json`` (input size, normalisation and class names for inference).
@@ -32,11 +33,9 @@ def export_model(net, prefix, input_size=224, crop_ratio=0.875, mean=None, std=N
         Initialized network.
     prefix : str
         Output path prefix, e.g. ``out/resnet50_v1d``.
-    input_size, crop_ratio : int, float
-        Validation preprocessing: resize the shorter side to ``ceil(input_size /
-        crop_ratio)``, center-crop ``input_size`` (section 2.1).
-    mean, std : sequence of 3 floats, optional
-        RGB normalisation on the 0-255 scale (default: the paper's).
+    input_size, crop_ratio, mean, std : optional
+        The :class:`~gluon_tricks.data.ValTransform` of training (default: the paper's,
+        224 px); recorded in the metadata.
     class_names : list of str, optional
         Names of the classifier's outputs, in order.
     model_name : str, optional
@@ -47,6 +46,9 @@ def export_model(net, prefix, input_size=224, crop_ratio=0.875, mean=None, std=N
     dict
         Paths of the written files.
     """
+    val = AugmentConfig.from_meta(dict(input_size=input_size, crop_ratio=crop_ratio, mean=mean,
+                                       std=std)).val_meta()
+    input_size = val['input_size']
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
     net.hybridize(static_alloc=True, static_shape=True)
     ctx = next(iter(net.collect_params().values())).list_ctx()[0]  # e.g. a GPU
@@ -55,12 +57,9 @@ def export_model(net, prefix, input_size=224, crop_ratio=0.875, mean=None, std=N
     names = gluoncv_param_names(net, model_name)
     if names:
         _rename_exported(prefix, names)
-    meta = {'model': model_name or getattr(net, 'model_name', None),
-            'param_names': 'gluoncv' if names else 'gluon_tricks',
-            'input_size': input_size, 'crop_ratio': crop_ratio,
-            'mean': list(mean or (123.68, 116.779, 103.939)),
-            'std': list(std or (58.393, 57.12, 57.375)),
-            'classes': list(class_names) if class_names else None}
+    meta = dict(val, model=model_name or getattr(net, 'model_name', None),
+                param_names='gluoncv' if names else 'gluon_tricks',
+                classes=list(class_names) if class_names else None)
     with open(prefix + '-meta.json', 'w') as f:
         json.dump(meta, f, indent=1)
     return {'symbol': prefix + '-symbol.json', 'params': prefix + '-0000.params',
@@ -114,28 +113,3 @@ def load_exported(prefix, ctx=None):
     # as fast as the in-memory network only with static memory planning (docs/performance.md)
     net.hybridize(static_alloc=True, static_shape=True)
     return net, meta
-
-
-def preprocess_image(path, input_size=224, crop_ratio=0.875, mean=None, std=None):
-    """Read an image file and apply the validation transform of training (section 2.1,
-    :class:`gluon_tricks.data.ValTransform`).
-
-    Returns
-    -------
-    mxnet.nd.NDArray
-        ``(1, 3, input_size, input_size)`` float32.
-    """
-    from .data.transforms import AugmentConfig, ValTransform, decode_image, image_problem
-    try:
-        with open(path, 'rb') as f:
-            buf = f.read()
-    except OSError as err:
-        raise ValueError('cannot read image %s: %s' % (path, err))
-    img = decode_image(buf)
-    if img is None:
-        raise ValueError('cannot decode image %s: %s' % (
-            path, image_problem(buf) or 'not an image file OpenCV can read'))
-    cfg = AugmentConfig(input_size=input_size, crop_ratio=crop_ratio,
-                        mean=tuple(mean or AugmentConfig.mean),
-                        std=tuple(std or AugmentConfig.std))
-    return mx.nd.array(ValTransform(cfg)(img)[None])

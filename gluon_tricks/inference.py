@@ -12,20 +12,17 @@
 
 Each gives a :class:`Classifier`: a callable from an ``(N, 3, S, S)`` float32 batch (numpy)
 to numpy logits, with ``meta`` (``input_size``, ``crop_ratio``, ``mean``, ``std``,
-``classes``, ``model``) that describes the validation transform of training
-(:class:`gluon_tricks.data.ValTransform`, built by :func:`augment_config`).
+``classes``, ``model``) and ``aug``, the :class:`~gluon_tricks.data.AugmentConfig` whose
+:class:`~gluon_tricks.data.ValTransform` (training's validation transform) its inputs need.
 """
 import json
 import os
 
 import numpy as np
 
-from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig
+from .data.transforms import AugmentConfig
 
-__all__ = ['Classifier', 'open_classifier', 'augment_config', 'source_kind']
-
-_DEFAULTS = {'crop_ratio': 0.875, 'mean': list(IMAGENET_MEAN), 'std': list(IMAGENET_STD),
-             'classes': None, 'model': None}
+__all__ = ['Classifier', 'open_classifier', 'source_kind']
 
 
 def default_input_size(model):
@@ -49,6 +46,11 @@ class Classifier(object):
 
     def __init__(self, kind, path, meta, run):
         self.kind, self.path, self.meta, self._run = kind, path, meta, run
+
+    @property
+    def aug(self):
+        """The :class:`~gluon_tricks.data.AugmentConfig` of the inputs (``meta``'s transform)."""
+        return AugmentConfig.from_meta(self.meta)
 
     def __call__(self, batch):
         """Logits (numpy float32, ``(N, classes)``) of a normalised ``(N, 3, S, S)`` batch."""
@@ -162,15 +164,14 @@ def open_classifier(source, model=None, input_size=None, crop_ratio=None, mean=N
         meta = {'model': model, 'input_size': default_input_size(model)}
         run = _mxnet_runner(net, ctx or mx.cpu())
         kind = 'checkpoint'
-    for key, value in _DEFAULTS.items():
-        if meta.get(key) is None:
-            meta[key] = value
     for key, value in overrides.items():
         if value is not None:
             meta[key] = value
+    meta.setdefault('classes', None)
+    meta.setdefault('model', None)
     if meta.get('input_size') is None:
         meta['input_size'] = default_input_size(meta.get('model'))
-    meta['input_size'] = int(meta['input_size'])
+    meta.update(AugmentConfig.from_meta(meta).val_meta())   # the paper's where missing
     return Classifier(kind, source, meta, run)
 
 
@@ -182,11 +183,3 @@ def _mxnet_runner(net, ctx):
             batch = mx.nd.array(np.asarray(batch, dtype=np.float32), ctx=ctx)
         return net(batch.as_in_context(ctx)).asnumpy()
     return run
-
-
-def augment_config(meta):
-    """The :class:`~gluon_tricks.data.AugmentConfig` of a classifier's ``meta``: its
-    validation transform is the one training validated with."""
-    return AugmentConfig(input_size=int(meta['input_size']), crop_ratio=float(meta['crop_ratio']),
-                         mean=tuple(float(v) for v in meta['mean']),
-                         std=tuple(float(v) for v in meta['std']))

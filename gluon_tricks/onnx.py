@@ -263,15 +263,13 @@ def export_onnx(net, onnx_path, input_size=224, crop_ratio=0.875, mean=None, std
     str
         ``onnx_path``.
     """
-    from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from .data.transforms import AugmentConfig
     _require_onnx()
-    sym, params = net_symbol(net, input_size)
-    meta = {'model': model_name or getattr(net, 'model_name', None),
-            'param_names': 'net.params',
-            'input_size': int(input_size), 'crop_ratio': float(crop_ratio),
-            'mean': [float(v) for v in (mean or IMAGENET_MEAN)],
-            'std': [float(v) for v in (std or IMAGENET_STD)],
-            'classes': list(class_names) if class_names else None}
+    val = AugmentConfig.from_meta(dict(input_size=input_size, crop_ratio=crop_ratio, mean=mean,
+                                       std=std)).val_meta()
+    sym, params = net_symbol(net, val['input_size'])
+    meta = dict(val, model=model_name or getattr(net, 'model_name', None),
+                param_names='net.params', classes=list(class_names) if class_names else None)
     return _export_symbol(sym, params, onnx_path, meta, check)
 
 

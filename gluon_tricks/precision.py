@@ -55,9 +55,8 @@ import numpy as np
 import mxnet as mx
 from mxnet import autograd
 
-__all__ = ['DTYPES', 'init_amp', 'amp_dtype', 'bfloat16_supported', 'bfloat16_cpu_support',
-           'cpu_flags', 'cast_network',
-           'data_dtype', 'needs_multi_precision', 'all_finite', 'LossScaler']
+__all__ = ['DTYPES', 'init_amp', 'bfloat16_supported', 'bfloat16_cpu_support', 'cpu_flags',
+           'cast_network', 'data_dtype', 'needs_multi_precision', 'all_finite', 'LossScaler']
 
 DTYPES = ('float32', 'float16', 'bfloat16')
 
@@ -236,11 +235,6 @@ def init_amp(dtype, check=True):
     amp.init(target_dtype='bfloat16')
     _AMP_DTYPE = 'bfloat16'
     return True
-
-
-def amp_dtype():
-    """The dtype AMP was initialised with by :func:`init_amp`, or ``None``."""
-    return _AMP_DTYPE
 
 
 def _bn_blocks(net):

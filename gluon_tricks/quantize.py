@@ -227,11 +227,7 @@ def calibration_loader(path, meta=None, batch_size=16, num_workers=2, seed=0):
     paper's defaults where missing). Calibration images should come from the training set.
     """
     from .data import AugmentConfig, FolderLoader, RecordLoader
-    meta = meta or {}
-    aug = AugmentConfig(input_size=int(meta.get('input_size') or 224),
-                        crop_ratio=float(meta.get('crop_ratio') or 0.875),
-                        mean=tuple(meta.get('mean') or AugmentConfig.mean),
-                        std=tuple(meta.get('std') or AugmentConfig.std))
+    aug = AugmentConfig.from_meta(meta or {})
     common = dict(batch_size=batch_size, train=False, aug=aug, seed=seed,
                   num_workers=num_workers, last_batch='discard')
     if os.path.isdir(path):

@@ -68,7 +68,7 @@ def test_init_amp_refusal_names_the_missing_flag(monkeypatch):
     monkeypatch.setenv('MXNET_MKLDNN_ENABLED', '0')   # the cause there: oneDNN switched off
     with pytest.raises(RuntimeError, match='MXNET_MKLDNN_ENABLED=0 switches oneDNN off'):
         precision.init_amp('bfloat16')
-    assert not amp._amp_initialized and precision.amp_dtype() is None   # nothing global
+    assert not amp._amp_initialized   # nothing global
 
 
 def test_cpu_flags_agree_with_the_kernel_probe():
@@ -246,14 +246,15 @@ def test_bfloat16_export_predicts_on_the_float32_path(runs, digits, tmp_path):
     exported = mx.nd.load(prefix + '-0000.params')
     assert {np.dtype(v.dtype).name for v in exported.values()} == {'float32'}
 
-    from gluon_tricks.export import load_exported, preprocess_image
-    assert precision.amp_dtype() is None          # this process: plain float32
+    from mxnet.contrib.amp import amp
+    from gluon_tricks.data import AugmentConfig, load_image
+    from gluon_tricks.export import load_exported
+    assert not amp._amp_initialized               # this process: plain float32
     net, meta = load_exported(prefix)
     images = sorted(glob.glob(os.path.join(info.val_dir, '*', '*.png')))
     assert len(images) == 360
-    batch = mx.nd.concat(*[preprocess_image(p, meta['input_size'], meta['crop_ratio'],
-                                            meta.get('mean'), meta.get('std'))
-                           for p in images], dim=0)
+    batch = mx.nd.array(np.stack([load_image(p, AugmentConfig.from_meta(meta))
+                                  for p in images]))
     pred = net(batch).argmax(axis=1).asnumpy().astype(int)
     truth = np.array([int(os.path.basename(os.path.dirname(p))) for p in images])
     top1_fp32 = float((pred == truth).mean())

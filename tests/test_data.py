@@ -548,7 +548,7 @@ def test_record_reader_joins_continuation_parts(tmp_path):
     """A payload holding the RecordIO magic word is split by the writer; reading re-joins it."""
     import mxnet as mx
     rec, idx = str(tmp_path / 'm.rec'), str(tmp_path / 'm.idx')
-    magic = np.uint32(gd.recordio.RECORD_MAGIC).tobytes()
+    magic = np.uint32(gd.recfile.RECORD_MAGIC).tobytes()
     payload = b'abcd' * 3 + magic + b'efgh' + magic + b'ij'
     w = mx.recordio.MXIndexedRecordIO(idx, rec, 'w')
     w.write_idx(0, mx.recordio.pack(mx.recordio.IRHeader(0, 4.0, 0, 0), b'x' * 8))
@@ -774,3 +774,97 @@ def test_resume_from_the_middle_of_an_epoch(kind, digits, digits_rec):
     assert all(np.array_equal(x, y) for x, y in zip(part_l, full_l[3:]))
     next_d, _ = _collect(b)                                     # then epoch 3 from its start
     assert len(next_d) == len(full_d)
+
+
+def test_data_modules_import_alone_without_cycles_or_tools():
+    """Every module of gluon_tricks.data imports on its own; the imports between them, function
+    -local ones included, form no cycle; none of them reaches the repo's tools package."""
+    import ast
+    import glob
+    pkg = os.path.join(REPO, 'gluon_tricks', 'data')
+    names = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(pkg, '*.py')))
+    graph = {}
+    for name in names:
+        with open(os.path.join(pkg, name + '.py')) as f:
+            tree = ast.parse(f.read())
+        deps = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                deps.update([node.module] if node.module else [a.name for a in node.names])
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                mods = [a.name for a in node.names] if isinstance(node, ast.Import) \
+                    else [node.module or '']
+                assert not any(m == 'tools' or m.startswith('tools.') for m in mods), name
+        graph[name] = deps & set(names) - {'__init__'}
+    state = {}
+
+    def visit(n, path):
+        assert state.get(n) != 'open', 'import cycle: %s' % ' -> '.join(path + [n])
+        if state.get(n) is None:
+            state[n] = 'open'
+            for d in sorted(graph[n]):
+                visit(d, path + [n])
+            state[n] = 'done'
+    for n in names:
+        visit(n, [])
+    for name in names + ['../loss', '../export', '../inference']:
+        mod = 'gluon_tricks.' + name[3:] if name.startswith('../') else \
+            'gluon_tricks.data' + ('' if name == '__init__' else '.' + name)
+        code = ('import sys, %s; bad = [m for m in sys.modules if m == "tools" or '
+                'm.startswith("tools.")]; assert not bad, bad' % mod)
+        out = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True,
+                             text=True)
+        assert out.returncode == 0, (mod, out.stderr[-800:])
+
+
+def test_predict_export_and_loaders_share_one_val_transform(tmp_path):
+    """predict.py (load_image), the validation loaders (evaluate.py, training) and the export's
+    metadata go through one ValTransform: the same input arrays bit for bit, hence the same
+    probabilities; and that transform is section 2.1's (resize the shorter side, center crop,
+    normalize), checked against a direct OpenCV computation."""
+    import importlib.util
+    from gluon_tricks.export import export_model
+    from gluon_tricks.inference import open_classifier
+    from gluon_tricks.model_zoo import get_model
+    root = str(tmp_path / 'val')
+    rng = np.random.RandomState(0)
+    for k, (h, w) in enumerate([(40, 56), (61, 37), (33, 33)]):
+        os.makedirs(os.path.join(root, 'c%d' % k))
+        img = cv2.GaussianBlur(rng.randint(0, 256, (h, w, 3)).astype(np.uint8), (5, 5), 0)
+        assert cv2.imwrite(os.path.join(root, 'c%d' % k, 'a.jpg' if k else 'a.png'), img)
+    files = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(root) for f in fs)
+    net = get_model('resnet18_v1b', classes=3)
+    net.initialize(mx.init.Xavier(magnitude=3), force_reinit=True)
+    prefix = str(tmp_path / 'm')
+    export_model(net, prefix, input_size=INPUT, crop_ratio=0.8, mean=[120, 110, 100],
+                 std=[50, 60, 70])
+    clf = open_classifier(prefix)
+    cfg = clf.aug
+    assert (cfg.input_size, cfg.crop_ratio, cfg.mean, cfg.std, cfg.val_resize) == \
+        (INPUT, 0.8, (120, 110, 100), (50, 60, 70), 40)
+
+    loader = gd.FolderLoader(root, batch_size=3, train=False, aug=cfg, num_workers=0)
+    batch = next(iter(loader))[0].asnumpy()
+    single = np.stack([gd.load_image(f, cfg) for f in files])
+    assert np.array_equal(batch, single)
+    for f, x in zip(files, single):          # section 2.1, written out with OpenCV
+        img = cv2.cvtColor(cv2.imread(f, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        h, w = img.shape[:2]
+        s = 40 / min(h, w)
+        nw, nh = int(round(w * s)), int(round(h * s))
+        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR).astype(np.float64)
+        y0, x0 = (nh - INPUT) // 2, (nw - INPUT) // 2
+        ref = (img[y0:y0 + INPUT, x0:x0 + INPUT] - [120, 110, 100]) / [50, 60, 70]
+        np.testing.assert_allclose(x, ref.transpose(2, 0, 1), atol=1e-5)
+
+    spec = importlib.util.spec_from_file_location(
+        'predict', os.path.join(REPO, 'scripts', 'classification', 'predict.py'))
+    predict = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(predict)
+    results = predict.main(['--prefix', prefix, '--topk', '3'] + files)
+    for x, got in zip(single, results):
+        logits = np.asarray(clf(x[None]), np.float64)[0]
+        prob = np.exp(logits - logits.max())
+        prob /= prob.sum()
+        top = prob.argsort()[::-1][:3]
+        assert got == [(int(i), float(prob[i])) for i in top]

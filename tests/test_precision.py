@@ -107,7 +107,8 @@ def test_cast_network_float16_keeps_batchnorm_float32():
 
 
 def test_cast_network_bfloat16_requires_init_amp_first():
-    assert precision.amp_dtype() is None
+    from mxnet.contrib.amp import amp
+    assert not amp._amp_initialized
     with pytest.raises(RuntimeError, match='init_amp'):
         cast_network(conv_bn_net(), 'bfloat16')
 
@@ -117,7 +118,7 @@ def test_init_amp_refuses_bfloat16_without_kernels(monkeypatch):
     monkeypatch.setattr(precision, '_BF16_PROBE', (False, 'probe failed: no kernels'))
     with pytest.raises(RuntimeError, match='probe failed: no kernels'):
         init_amp('bfloat16')
-    assert not amp._amp_initialized and precision.amp_dtype() is None   # nothing global
+    assert not amp._amp_initialized   # nothing global
     assert init_amp('float16') is False and init_amp('float32') is False
 
 
@@ -126,9 +127,10 @@ BF16_SCRIPT = textwrap.dedent('''
     import numpy as np
     import mxnet as mx
     from mxnet.gluon import nn
-    from gluon_tricks.precision import init_amp, cast_network, amp_dtype
+    from mxnet.contrib.amp import amp
+    from gluon_tricks.precision import init_amp, cast_network
     assert init_amp('bfloat16', check=False) is True
-    assert amp_dtype() == 'bfloat16'
+    assert amp._amp_initialized
     net = nn.HybridSequential()
     net.add(nn.Conv2D(8, 3, padding=1, use_bias=False, in_channels=3),
             nn.BatchNorm(in_channels=8), nn.Activation('relu'), nn.GlobalAvgPool2D(),

@@ -8,7 +8,7 @@ import os
 
 from .transforms import AugmentConfig
 from .base import CorruptImageError, EmptyDatasetError, LabelError
-from .im2rec import IMAGE_EXTENSIONS
+from .lists import IMAGE_EXTENSIONS
 from .pipeline import ImageLoader
 
 __all__ = ['FolderLoader', 'FolderSource', 'open_image_folder']

@@ -11,6 +11,8 @@ import dataclasses
 import math
 from typing import Tuple
 
+from .base import CorruptImageError
+
 __all__ = ['AugmentConfig', 'AugParams', 'TrainTransform', 'ValTransform', 'decode_image',
            'image_problem', 'load_image', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PARAM_FIELDS',
            'JITTER_OPS']
@@ -105,6 +107,24 @@ class AugmentConfig:
         base.update(changes)
         return cls(**base)
 
+    #: The fields that define :class:`ValTransform` (what an export's metadata records).
+    VAL_FIELDS = ('input_size', 'crop_ratio', 'mean', 'std')
+
+    def val_meta(self):
+        """The :attr:`VAL_FIELDS` as JSON values (export metadata)."""
+        return {'input_size': int(self.input_size), 'crop_ratio': float(self.crop_ratio),
+                'mean': [float(v) for v in self.mean], 'std': [float(v) for v in self.std]}
+
+    @classmethod
+    def from_meta(cls, meta):
+        """The configuration whose :class:`ValTransform` an export's ``meta`` describes;
+        fields missing or None take the paper's values."""
+        d = cls()
+        get = lambda k: meta.get(k) if meta.get(k) is not None else getattr(d, k)  # noqa: E731
+        return cls(input_size=int(get('input_size')), crop_ratio=float(get('crop_ratio')),
+                   mean=tuple(float(v) for v in get('mean')),
+                   std=tuple(float(v) for v in get('std')))
+
 
 #: Luma weights of R, G, B (ITU-R BT.601), used by the contrast and saturation jitter.
 GRAY_COEF = (0.299, 0.587, 0.114)
@@ -153,6 +173,24 @@ def decode_image(buf):
     if img is None or img.size == 0:
         return None
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)              # OpenCV decodes BGR
+
+
+def load_image(path, cfg):
+    """An image file through :class:`ValTransform` of ``cfg``: float32 (3, S, S).
+
+    Raises :class:`~gluon_tricks.data.CorruptImageError` naming the file when it cannot be
+    read or decoded.
+    """
+    try:
+        with open(path, 'rb') as f:
+            buf = f.read()
+    except OSError as err:
+        raise CorruptImageError('cannot read image %s: %s' % (path, err))
+    img = decode_image(buf)
+    if img is None:
+        raise CorruptImageError('cannot decode image %s: %s' % (
+            path, image_problem(buf) or 'not an image file OpenCV can read'))
+    return ValTransform(cfg)(img)
 
 
 @dataclasses.dataclass

@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from gluon_tricks import data as gdata
-from gluon_tricks.inference import augment_config, open_classifier
+from gluon_tricks.inference import open_classifier
 
 
 def parse_args(argv=None):
@@ -55,7 +55,8 @@ def parse_args(argv=None):
     parser.add_argument('--std', type=float, nargs=3, default=None, metavar=('R', 'G', 'B'),
                         help='override the model\'s RGB std (0-255 scale)')
     parser.add_argument('--batch-size', type=int, default=32, help='evaluation batch')
-    parser.add_argument('-j', '--num-workers', type=int, default=2,
+    parser.add_argument('-j', '--num-data-workers', '--num-workers', '--workers',
+                        dest='num_workers', type=int, default=2,
                         help='decoding worker processes (0: in this process)')
     parser.add_argument('--latency-runs', type=int, default=20,
                         help='single-image calls timed for the batch-1 latency (0: skip)')
@@ -68,8 +69,8 @@ def parse_args(argv=None):
     return parser, args
 
 
-def _loader(args, meta):
-    aug = augment_config(meta)
+def _loader(args, clf):
+    aug, meta = clf.aug, clf.meta
     if args.rec_val:
         return gdata.RecordLoader(os.path.expanduser(args.rec_val), args.idx_val,
                                   batch_size=args.batch_size, train=False, aug=aug,
@@ -95,13 +96,9 @@ def evaluate(clf, loader, latency_runs=20, topk=5):
     model_time = 0.0
     first = None
     tic = time.time()
-    for batch in loader:
-        data, label = batch[0], batch[1]
-        valid = batch[2] if len(batch) > 2 else data.shape[0]
-        if valid == 0:
-            continue
-        x = data.asnumpy()[:valid]
-        y = label.asnumpy()[:valid].astype(np.int64)
+    for data, label in loader:
+        x = data.asnumpy()
+        y = label.asnumpy().astype(np.int64)
         if first is None:
             first = x[:1].copy()
             clf(x)  # warm-up: graph planning for this batch shape
@@ -141,7 +138,7 @@ def main(argv=None):
     except (FileNotFoundError, ValueError, ImportError) as err:
         parser.error(str(err))
     meta = clf.meta
-    loader = _loader(args, meta)
+    loader = _loader(args, clf)
     result = evaluate(clf, loader, args.latency_runs)
     result.update({'source': clf.path, 'format': clf.kind, 'model': meta.get('model'),
                    'input_size': meta['input_size'], 'crop_ratio': meta['crop_ratio'],

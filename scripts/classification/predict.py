@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from gluon_tricks.export import preprocess_image
+from gluon_tricks.data import CorruptImageError, load_image
 from gluon_tricks.inference import open_classifier
 
 
@@ -57,14 +57,12 @@ def main(argv=None):
                      'or a run directory)' % args.source)
     except (ValueError, ImportError) as err:
         parser.error(str(err))
-    meta = clf.meta
-    names = meta.get('classes')
+    names = clf.meta.get('classes')
     results, failed = [], []
     for path in args.images:
         try:
-            x = preprocess_image(path, meta['input_size'], meta['crop_ratio'], meta['mean'],
-                                 meta['std']).asnumpy()
-        except ValueError as err:       # unreadable, not an image, empty, a directory
+            x = load_image(path, clf.aug)[None]     # training's validation transform
+        except CorruptImageError as err:  # unreadable, not an image, empty, a directory
             print('%s: skipped: %s' % (path, err), file=sys.stderr)
             failed.append(path)
             continue

@@ -21,7 +21,7 @@ import sys
 import time
 
 
-from gluon_tricks.data import im2rec
+from gluon_tricks import data as gdata
 
 
 def parse_args(argv=None):
@@ -69,10 +69,10 @@ def main(argv=None):
                 num_workers=args.num_workers, skip_bad=args.skip_bad)
     t0 = time.time()
     train_root = os.path.join(data_dir, args.train_dir)
-    train_items, classes = im2rec.list_class_folder(train_root)
-    im2rec.write_class_names(os.path.join(out, im2rec.CLASSES_FILE), classes)
-    im2rec.write_lst(os.path.join(out, 'train.lst'), train_items, shuffle=True, seed=args.seed)
-    res = im2rec.pack_records(os.path.join(out, 'train.lst'), train_root, **pack)
+    train_items, classes = gdata.list_class_folder(train_root)
+    gdata.write_class_names(os.path.join(out, gdata.CLASSES_FILE), classes)
+    gdata.write_lst(os.path.join(out, 'train.lst'), train_items, shuffle=True, seed=args.seed)
+    res = gdata.pack_records(os.path.join(out, 'train.lst'), train_root, **pack)
     print('train: %d images, %d classes -> %s (%d skipped)'
           % (res.num_records, len(classes), res.rec_path, len(res.skipped)))
     if not args.no_val:
@@ -83,14 +83,14 @@ def main(argv=None):
             if args.val_labels:
                 sys.exit('error: %s has class folders; --val-labels is only for a flat folder'
                          % val_root)
-            val_items, _ = im2rec.list_class_folder(val_root, classes)
+            val_items, _ = gdata.list_class_folder(val_root, classes)
         else:
             if not args.val_labels:
                 sys.exit('error: %s has no class folders; give its ground truth with '
                          '--val-labels FILE (or --no-val)' % val_root)
-            val_items = im2rec.list_flat_folder(val_root, args.val_labels, classes)
-        im2rec.write_lst(os.path.join(out, 'val.lst'), val_items, shuffle=False)
-        res = im2rec.pack_records(os.path.join(out, 'val.lst'), val_root, **pack)
+            val_items = gdata.list_flat_folder(val_root, args.val_labels, classes)
+        gdata.write_lst(os.path.join(out, 'val.lst'), val_items, shuffle=False)
+        res = gdata.pack_records(os.path.join(out, 'val.lst'), val_root, **pack)
         print('val: %d images -> %s (%d skipped)'
               % (res.num_records, res.rec_path, len(res.skipped)))
     print('done in %.1f s; train with --use-rec --data-dir %s' % (time.time() - t0, out))
