@@ -1,13 +1,18 @@
-"""The table/figure scripts (scripts/classification/tables) and the report (scripts/report.py).
+"""The paper's rows (tools/experiments), the table scripts that run them and the report.
 
-* ``DRY_RUN=1`` of every script prints exactly the paper's configurations: each printed
-  command is parsed and its flags checked against an independent description of the paper's
-  rows (model, global batch, lr, dtype, schedule, epochs, tricks, teacher, data set);
+* every row is the configuration the paper describes: asserted on the
+  :class:`~tools.experiments.rows.Experiment` objects against an independent description;
+* every row's flags parse with its training script's parser, at full and at proxy scale;
+* ``DRY_RUN=1`` of every table script prints exactly its table's rows (``# row NAME (TABLE)``
+  then the command), each command being the one built from the row's configuration;
+* the proxy substitutions, as a function of a configuration;
 * rows that finished are skipped, unfinished ones resume, ``ROWS`` selects rows;
-* the report turns fabricated run directories into Markdown with the paper's column and PNGs;
-* a reduced proxy run of Tables 4 and 6 (tiny digits data, 1 epoch) goes end to end through
-  the real training script, the skip logic, the teacher hand-over and the report.
+* the report turns fabricated run directories (``config.json``, ``metrics.jsonl``) into
+  Markdown with the paper's column, the seeds' spread and PNGs;
+* a reduced proxy run of Tables 4 and 6 goes end to end through the real training script,
+  the skip logic, the teacher hand-over and the report.
 """
+import importlib.util
 import json
 import os
 import shlex
@@ -19,16 +24,26 @@ import time
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TABLES = os.path.join(REPO, 'scripts', 'classification', 'tables')
-REPORT = os.path.join(REPO, 'scripts', 'report.py')
-SCRIPTS = ['table2', 'table3', 'table4', 'table5', 'table6', 'table7', 'figure3', 'figure4']
-TRANSFER = {'table8': os.path.join(REPO, 'scripts', 'detection', 'table8.sh'),
-            'table9': os.path.join(REPO, 'scripts', 'segmentation', 'table9.sh')}
+sys.path.insert(0, REPO)
 
-# ---- the paper's rows, written independently of the scripts ----------------------------------
+from tools.experiments import EXPERIMENTS, FIGURES, TABLES, rows as R  # noqa: E402
+from tools.experiments import commands as C  # noqa: E402
+from tools.experiments.run import plan  # noqa: E402
+from tools.experiments.scale import PROXY, PROXY_LEGACY, proxy, settings  # noqa: E402
+from tools.report.runs import flatten  # noqa: E402
+
+TABLES_DIR = os.path.join(REPO, 'scripts', 'classification', 'tables')
+REPORT = os.path.join(REPO, 'scripts', 'report.py')
+SCRIPTS = {name: os.path.join(TABLES_DIR, name + '.sh') for name in
+           ('table2', 'table3', 'table4', 'table5', 'table6', 'table7', 'figure3', 'figure4',
+            'all')}
+SCRIPTS['table8'] = os.path.join(REPO, 'scripts', 'detection', 'table8.sh')
+SCRIPTS['table9'] = os.path.join(REPO, 'scripts', 'segmentation', 'table9.sh')
+
+# ---- the paper's rows, written independently of tools/experiments -----------------------------
 BASE = dict(gb=256, dtype='float32', mode='step', warmup=None, zg=False, nwd=False, ls=False,
             mixup=False, teacher=None, epochs=120, size=None, data='imagenet')
-EFF = dict(BASE, gb=1024, dtype='float16', warmup='5', zg=True, nwd=True)
+EFF = dict(BASE, gb=1024, dtype='float16', warmup=5, zg=True, nwd=True)
 
 
 def cfg(base, **kw):
@@ -38,31 +53,30 @@ def cfg(base, **kw):
 
 
 def refinements(model, size=None):
-    """Table 6's rows for one network."""
-    cos = cfg(EFF, model=model, size=size, mode='cosine')
+    """Table 6's rows for one network (zero gamma only where there are residual blocks)."""
+    eff = cfg(EFF, model=model, size=size, zg=model.startswith('resnet'))
+    cos = cfg(eff, mode='cosine')
     ls = cfg(cos, ls=True)
     mix = cfg(ls, mixup=True, epochs=200)
-    return {'efficient': cfg(EFF, model=model, size=size), 'cosine': cos, 'smooth': ls,
+    return {'efficient': eff, 'cosine': cos, 'smooth': ls,
             'distill': cfg(ls, teacher='teacher-r152d-cos-ls'), 'mixup': mix,
             'distill-mixup': cfg(mix, teacher='teacher-r152d-cos-ls-mixup')}
 
 
 EXPECTED = {
     'r50-baseline': cfg(BASE, model='resnet50_v1'),
-    'inception-baseline': cfg(BASE, model='inceptionv3', size='299'),
+    'inception-baseline': cfg(BASE, model='inceptionv3', size=299),
     'mobilenet-baseline': cfg(BASE, model='mobilenet1.0'),
     'r50-efficient': cfg(EFF, model='resnet50_v1'),
-    'inception-efficient': cfg(EFF, model='inceptionv3', size='299'),
-    'mobilenet-efficient': cfg(EFF, model='mobilenet1.0'),
-    'r50-bs256-warmup': cfg(BASE, model='resnet50_v1', warmup='5'),
-    'r50-bs256-zerogamma': cfg(BASE, model='resnet50_v1', warmup='5', zg=True),
-    'r50-bs256-nobiasdecay': cfg(BASE, model='resnet50_v1', warmup='5', zg=True, nwd=True),
-    'r50-bs256-fp16': cfg(BASE, model='resnet50_v1', warmup='5', zg=True, nwd=True,
+    'r50-bs256-warmup': cfg(BASE, model='resnet50_v1', warmup=5),
+    'r50-bs256-zerogamma': cfg(BASE, model='resnet50_v1', warmup=5, zg=True),
+    'r50-bs256-nobiasdecay': cfg(BASE, model='resnet50_v1', warmup=5, zg=True, nwd=True),
+    'r50-bs256-fp16': cfg(BASE, model='resnet50_v1', warmup=5, zg=True, nwd=True,
                           dtype='float16'),
     'r50-bs1024-linear': cfg(BASE, model='resnet50_v1', gb=1024),
-    'r50-bs1024-warmup': cfg(BASE, model='resnet50_v1', gb=1024, warmup='5'),
-    'r50-bs1024-zerogamma': cfg(BASE, model='resnet50_v1', gb=1024, warmup='5', zg=True),
-    'r50-bs1024-nobiasdecay': cfg(BASE, model='resnet50_v1', gb=1024, warmup='5', zg=True,
+    'r50-bs1024-warmup': cfg(BASE, model='resnet50_v1', gb=1024, warmup=5),
+    'r50-bs1024-zerogamma': cfg(BASE, model='resnet50_v1', gb=1024, warmup=5, zg=True),
+    'r50-bs1024-nobiasdecay': cfg(BASE, model='resnet50_v1', gb=1024, warmup=5, zg=True,
                                   nwd=True),
     'r50b-efficient': cfg(EFF, model='resnet50_v1b'),
     'r50c-efficient': cfg(EFF, model='resnet50_v1c'),
@@ -74,255 +88,313 @@ EXPECTED = {
                                ls=True, mixup=True, epochs=200),
     'r50b-baseline': cfg(BASE, model='resnet50_v1b'),
 }
-for _prefix, _model, _size in (('r50d', 'resnet50_v1d', None), ('inception', 'inceptionv3', '299'),
+for _prefix, _model, _size in (('r50d', 'resnet50_v1d', None), ('inception', 'inceptionv3', 299),
                                ('mobilenet', 'mobilenet1.0', None)):
     for _k, _v in refinements(_model, _size).items():
         EXPECTED['%s-%s' % (_prefix, _k)] = _v
-
-T6 = ['teacher-r152d-cos-ls', 'teacher-r152d-cos-ls-mixup'] + [
-    '%s-%s' % (p, k) for p in ('r50d', 'inception', 'mobilenet')
-    for k in ('efficient', 'cosine', 'smooth', 'distill', 'mixup', 'distill-mixup')]
-SCRIPT_ROWS = {
+BACKBONES = ['r50b-baseline'] + ['r50d-%s' % k for k in ('efficient', 'cosine', 'smooth',
+                                                         'distill', 'mixup', 'distill-mixup')]
+T6 = ['%s-%s' % (p, k) for p in ('r50d', 'inception', 'mobilenet')
+      for k in ('efficient', 'cosine', 'smooth', 'distill', 'mixup', 'distill-mixup')]
+TABLE_ROWS = {
     'table2': ['r50-baseline', 'inception-baseline', 'mobilenet-baseline'],
-    'table3': ['r50-efficient', 'inception-efficient', 'mobilenet-efficient', 'r50-baseline',
-               'inception-baseline', 'mobilenet-baseline'],
+    'table3': ['r50-efficient', 'r50-baseline', 'inception-efficient', 'inception-baseline',
+               'mobilenet-efficient', 'mobilenet-baseline'],
     'table4': ['r50-baseline', 'r50-bs256-warmup', 'r50-bs256-zerogamma', 'r50-bs256-nobiasdecay',
                'r50-bs256-fp16', 'r50-bs1024-linear', 'r50-bs1024-warmup',
                'r50-bs1024-zerogamma', 'r50-bs1024-nobiasdecay', 'r50-efficient'],
     'table5': ['r50-efficient', 'r50b-efficient', 'r50c-efficient', 'r50d-efficient'],
-    'table6': T6,
+    'table6': T6 + ['teacher-r152d-cos-ls', 'teacher-r152d-cos-ls-mixup'],
     'table7': ['places365-r50d-efficient', 'places365-r50d-best'],
+    'table8': ['det-' + b for b in BACKBONES],
+    'table9': ['seg-' + b for b in BACKBONES],
     'figure3': ['r50d-efficient', 'r50d-cosine'],
     'figure4': ['r50d-cosine', 'r50d-smooth'],
 }
-BOOL_FLAGS = {'--last-gamma', '--no-wd', '--label-smoothing', '--mixup', '--use-rec', '--horovod',
-              '--no-mirror', '--resume'}
-ALLOWED = BOOL_FLAGS | {'--model', '--batch-size', '--lr', '--dtype', '--lr-mode',
-                        '--lr-decay-epoch', '--warmup-epochs', '--num-epochs', '--smoothing-eps',
-                        '--mixup-alpha', '--teacher', '--teacher-params', '--temperature',
-                        '--input-size', '--data-dir', '--save-dir', '--num-gpus'}
 
 
-# ---- helpers --------------------------------------------------------------------------------
+def describe(exp):
+    """A classification Experiment in the terms of :data:`EXPECTED`."""
+    f = exp.flags
+    return dict(gb=exp.global_batch, dtype=f['dtype'], mode=f['lr_mode'],
+                warmup=f.get('warmup_epochs'), zg=bool(f.get('last_gamma')),
+                nwd=bool(f.get('no_wd')), ls=bool(f.get('label_smoothing')),
+                mixup=bool(f.get('mixup')), teacher=exp.teacher_row, epochs=f['num_epochs'],
+                size=f.get('input_size'), data=exp.data, model=f['model'])
 
-def run_script(script, env_extra, check=True, timeout=120):
+
+# ---- the configurations -----------------------------------------------------------------------
+
+def test_every_row_is_the_papers_configuration():
+    cls = {n: e for n, e in EXPERIMENTS.items() if e.task == 'classification'}
+    assert set(cls) == set(EXPECTED)
+    for name, exp in cls.items():
+        assert describe(exp) == EXPECTED[name], name
+        f = exp.flags
+        assert f.get('lr_decay_epoch') == ((30, 60, 90) if f['lr_mode'] == 'step' else None)
+        assert f.get('smoothing_eps') == (0.1 if f.get('label_smoothing') else None), name
+        assert f.get('mixup_alpha') == (0.2 if f.get('mixup') else None), name
+        if exp.teacher_row:
+            assert f['teacher'] == 'resnet152_v1d' and f['temperature'] == 20, name
+            assert EXPERIMENTS[exp.teacher_row].model == 'resnet152_v1d'
+        else:
+            assert not {'teacher', 'temperature'} & set(f), name
+
+
+def test_table6_mixup_row_is_built_from_the_efficient_setting_plus_deltas():
+    mix = EXPERIMENTS['r50d-mixup']
+    assert mix == R.row('r50d-mixup', R.EFFICIENT, R.COSINE, R.SMOOTH, R.MIXUP,
+                        model='resnet50_v1d')
+    assert mix.flags == dict(model='resnet50_v1d', dtype='float16', lr_mode='cosine',
+                             lr_decay_epoch=None, num_epochs=200, warmup_epochs=5,
+                             last_gamma=True, no_wd=True, label_smoothing=True,
+                             smoothing_eps=0.1, mixup=True, mixup_alpha=0.2)
+    assert (mix.global_batch, mix.data, mix.teacher_row) == (1024, 'imagenet', None)
+    assert R.MIXUP == dict(mixup=True, mixup_alpha=0.2, num_epochs=200)
+    dm = EXPERIMENTS['r50d-distill-mixup']
+    assert dm.flags == dict(mix.flags, teacher='resnet152_v1d', temperature=20)
+    assert dm.teacher_row == 'teacher-r152d-cos-ls-mixup'
+
+
+def test_tables_show_the_papers_rows_and_share_runs():
+    for name, want in TABLE_ROWS.items():
+        item = TABLES.get(name) or FIGURES[name]
+        assert [e.name for e in item.experiments] == want, name
+        for e in item.experiments:
+            assert EXPERIMENTS[e.name] is e, 'row %s defined twice' % e.name
+    # Tables 8/9 start from the Table 6 backbones (and B-standard)
+    for name in ('table8', 'table9'):
+        assert [e.backbone_row for e in TABLES[name].experiments] == BACKBONES
+        for e in TABLES[name].experiments:
+            assert e.flags['backbone'] == EXPERIMENTS[e.backbone_row].model
+    det, seg = EXPERIMENTS['det-r50d-efficient'], EXPERIMENTS['seg-r50d-efficient']
+    assert (det.global_batch, det.flags['num_epochs'], det.flags['lr_decay_epoch'],
+            det.flags['warmup_iters'], det.flags['short'], det.flags['max_size'],
+            det.flags['train_splits'], det.flags['val_splits']) == (
+        8, 20, (14, 20), 500, 600, 1000, '2007_trainval,2012_trainval', '2007_test')
+    assert (seg.global_batch, seg.flags['num_epochs'], seg.flags['base_size'],
+            seg.flags['crop_size']) == (16, 120, 520, 480)
+    # every run a table reads is a row, and every row is in a table or needed by one
+    shown = {e.name for t in list(TABLES.values()) + list(FIGURES.values())
+             for e in t.experiments}
+    assert shown | {n for e in EXPERIMENTS.values() for n in e.needs} == set(EXPERIMENTS)
+    assert TABLES['table6'].rows[4].paper == {'top1': 79.15, 'top5': 94.58}
+
+
+def _load(path):
+    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('task', ['classification', 'detection', 'segmentation'])
+def test_every_row_parses_with_its_training_script(task, tmp_path):
+    parse_args = _load(os.path.join(REPO, C.SCRIPTS[task])).parse_args
+    runs = str(tmp_path)
+    for name in EXPERIMENTS:            # the teachers' and backbones' checkpoints
+        os.makedirs(os.path.join(runs, name, 'checkpoint-best'))
+        open(os.path.join(runs, name, 'checkpoint-best', 'net.params'), 'w').close()
+    for scale in ('full', 'proxy'):
+        env = C.Env.from_environ({}, scale=scale, runs_dir=runs)
+        for exp in EXPERIMENTS.values():
+            if exp.task != task:
+                continue
+            exp = proxy(exp) if scale == 'proxy' else exp
+            argv = C.training_argv(exp, env) + ['--num-gpus', str(env.gpus)]
+            assert '--lr' not in argv, 'the trainer derives the lr (linear scaling)'
+            parsed = parse_args(argv)     # a Namespace, or a TrainConfig after issue 11
+            fields = flatten(parsed.to_dict()) if hasattr(parsed, 'to_dict') else vars(parsed)
+            assert fields['batch_size'] * env.devices == exp.global_batch, exp.name
+            assert fields.get('num_epochs', fields.get('epochs')) == exp.num_epochs, exp.name
+            for dest, value in exp.flags.items():
+                if dest in fields and not isinstance(value, (tuple, bool)) and value is not None:
+                    assert fields[dest] == value, (exp.name, dest)
+
+
+# ---- proxy scale --------------------------------------------------------------------------------
+
+def test_proxy_substitutions():
+    f = proxy(EXPERIMENTS['r50d-distill-mixup'])
+    assert f.model == 'resnet18_v1d' and f.flags['teacher'] == 'resnet34_v1d'
+    assert f.global_batch == 1024 // 16 and f.flags['dtype'] == 'float32'
+    assert f.flags['num_epochs'] == 7 and f.flags['warmup_epochs'] == pytest.approx(5 * 4 / 120., abs=1e-6)
+    assert (f.flags['mixup_alpha'], f.flags['smoothing_eps'], f.flags['temperature']) == \
+        (0.2, 0.1, 20)
+    assert f.flags['input_size'] == 32 and f.data == 'digits'
+    assert f.flags['no_mirror'] is True and f.flags['random_area_min'] == 0.5
+    assert f.teacher_row == 'teacher-r152d-cos-ls-mixup'
+    assert proxy(EXPERIMENTS['teacher-r152d-cos-ls']).model == 'resnet34_v1d'
+    inc = proxy(EXPERIMENTS['inception-efficient'])
+    assert inc.model == 'inceptionv3' and inc.flags['input_size'] == 75
+    assert inc.global_batch == 32 and inc.flags['num_epochs'] == 3
+    assert inc.flags['lr_decay_epoch'] == (0.75, 1.5, 2.25)
+    mob = proxy(EXPERIMENTS['mobilenet-baseline'])
+    assert (mob.global_batch, mob.flags['num_epochs']) == (8, 6)
+    assert proxy(EXPERIMENTS['r50-baseline']).global_batch == 16
+    assert proxy(EXPERIMENTS['places365-r50d-best']).data == 'digits'
+    # the first report's proxy: 2 epochs, batch / 8 for every network
+    old = proxy(EXPERIMENTS['r50d-distill-mixup'], PROXY_LEGACY)
+    assert (old.global_batch, old.flags['num_epochs'], old.flags['warmup_epochs']) == \
+        (128, 3, pytest.approx(5 * 2 / 120., abs=1e-6))
+    # Tables 8/9: the backbone mapped, one epoch, small images
+    det = proxy(EXPERIMENTS['det-r50b-baseline'])
+    assert det.flags['backbone'] == 'resnet18_v1b' and det.flags['num_epochs'] == 1
+    assert det.flags['lr_decay_epoch'] == (0.7, 1.0) and det.global_batch == 1
+    assert (det.flags['short'], det.flags['max_size'], det.flags['train_splits']) == \
+        (96, 128, '2007_trainval')
+    assert det.data == 'proxy-voc' and det.backbone_row == 'r50b-baseline'
+    seg = proxy(EXPERIMENTS['seg-r50d-mixup'])
+    assert (seg.flags['backbone'], seg.global_batch, seg.flags['crop_size'],
+            seg.flags['base_size']) == ('resnet18_v1d', 2, 64, 96)
+    # pure: the full-scale row is unchanged
+    assert EXPERIMENTS['r50d-distill-mixup'].model == 'resnet50_v1d'
+    # the environment's overrides
+    s = settings('default', {'PROXY_EPOCHS': '1', 'PROXY_BATCH_DIV': '8', 'PROXY_SEEDS': ''})
+    one = proxy(EXPERIMENTS['r50-baseline'], s)
+    assert (one.flags['num_epochs'], one.global_batch, s.seeds) == (1, 32, ())
+
+
+def test_proxy_plan_repeats_table6_resnet_rows_with_seeds():
+    names = [e.name for _, e in plan(['table6'], 'proxy', PROXY)]
+    for k in ('efficient', 'cosine', 'smooth', 'distill', 'mixup', 'distill-mixup'):
+        i = names.index('r50d-' + k)
+        assert names[i + 1:i + 3] == ['r50d-%s-seed1' % k, 'r50d-%s-seed2' % k]
+    assert not [n for n in names if n.startswith(('inception', 'mobilenet')) and 'seed' in n]
+    exp = dict((e.name, e) for _, e in plan(['table6'], 'proxy', PROXY))['r50d-cosine-seed2']
+    assert exp.flags['seed'] == 2 and exp.model == 'resnet18_v1d'
+    # in "all", Table 5 trains r50d-efficient first; Table 6 still adds its seeds
+    names = [e.name for _, e in plan(list(TABLES) + list(FIGURES), 'proxy', PROXY)]
+    assert 'r50d-efficient-seed1' in names and len(names) == len(set(names))
+    assert not [n for n in names if 'seed' in n and not n.startswith('r50d-')]
+    assert [e.name for _, e in plan(['table6'], 'full')] == [
+        e.name for _, e in plan(['table6'], 'full')]
+    assert not [n for _, e in plan(['table6'], 'full') for n in [e.name] if 'seed' in n]
+
+
+# ---- DRY_RUN of the table scripts ---------------------------------------------------------------
+
+def run_script(name, env_extra, check=True, timeout=120):
     env = dict(os.environ)
-    for k in ('SCALE', 'ROWS', 'NP', 'HOSTS', 'HOSTFILE', 'NUM_GPUS', 'DRY_RUN', 'REPORT',
-              'EXTRA_ARGS', 'PROXY_EPOCHS', 'PROXY_DATA', 'DATA_DIR', 'PLACES_DIR'):
-        env.pop(k, None)
+    for k in list(env):
+        if k in ('SCALE', 'ROWS', 'NP', 'HOSTS', 'HOSTFILE', 'NUM_GPUS', 'DRY_RUN', 'REPORT',
+                 'EXTRA_ARGS', 'DATA_DIR', 'PLACES_DIR', 'VOC_DIR', 'ADE_DIR', 'PYTHON',
+                 'RUNS_DIR', 'SKIP_TRANSFER') or k.startswith('PROXY_'):
+            env.pop(k)
     env.update({k: str(v) for k, v in env_extra.items()})
-    path = script if os.path.isabs(script) else os.path.join(TABLES, script + '.sh')
-    proc = subprocess.run(['bash', path], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.run(['bash', SCRIPTS[name]], env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError('%s failed (%d):\n%s\n%s' % (path, proc.returncode,
+        raise AssertionError('%s failed (%d):\n%s\n%s' % (name, proc.returncode,
                                                            proc.stdout[-3000:],
                                                            proc.stderr[-3000:]))
     return proc
 
 
 def parse_rows(stdout):
-    """``{row: argv}`` from DRY_RUN output (a ``# row NAME (...)`` line, then the command)."""
-    rows, pending = {}, None
-    order = []
+    """``[(row, table, argv)]`` of DRY_RUN output: ``# row NAME (TABLE[, STATUS])`` followed by
+    the command; every other line starts with ``#`` or is a data preparation command."""
+    out, pending = [], None
     for line in stdout.splitlines():
         if line.startswith('# row '):
-            pending = line[len('# row '):].split(' ', 1)[0]
-        elif pending is not None and line.strip():
-            rows[pending] = shlex.split(line)
-            order.append(pending)
+            name, rest = line[len('# row '):].split(' (', 1)
+            assert rest.endswith(')'), line
+            pending = (name, rest[:-1])
+        elif pending is not None:
+            out.append(pending + (shlex.split(line),))
             pending = None
-    return rows, order
-
-
-def flags_of(argv, script_name='train_imagenet.py'):
-    """Flags after the training script in ``argv``: ``{flag: value or True}``."""
-    start = next(i for i, a in enumerate(argv) if a.endswith(script_name)) + 1
-    flags, i = {}, start
-    rest = argv[start:]
-    i = 0
-    while i < len(rest):
-        a = rest[i]
-        assert a.startswith('-'), 'stray argument %r in %s' % (a, argv)
-        if a in BOOL_FLAGS or i + 1 >= len(rest) or rest[i + 1].startswith('--'):
-            assert a not in flags, 'flag %s twice' % a
-            flags[a] = True
-            i += 1
         else:
-            assert a not in flags, 'flag %s twice' % a
-            flags[a] = rest[i + 1]
-            i += 2
-    return flags
-
-
-def check_row(name, flags, exp, devices, runs_dir, data_dirs):
-    assert set(flags) <= ALLOWED, '%s: unexpected flags %s' % (name, set(flags) - ALLOWED)
-    assert flags['--model'] == exp['model'], name
-    assert int(flags['--batch-size']) * devices == exp['gb'], name
-    assert float(flags['--lr']) == pytest.approx(0.1 * exp['gb'] / 256), name
-    assert flags['--dtype'] == exp['dtype'], name
-    assert flags['--lr-mode'] == exp['mode'], name
-    if exp['mode'] == 'step':
-        assert flags['--lr-decay-epoch'] == '30,60,90', name
-    else:
-        assert '--lr-decay-epoch' not in flags, name
-    assert flags.get('--warmup-epochs') == exp['warmup'], name
-    assert ('--last-gamma' in flags) == exp['zg'], name
-    assert ('--no-wd' in flags) == exp['nwd'], name
-    assert ('--label-smoothing' in flags) == exp['ls'], name
-    assert flags.get('--smoothing-eps') == ('0.1' if exp['ls'] else None), name
-    assert ('--mixup' in flags) == exp['mixup'], name
-    assert flags.get('--mixup-alpha') == ('0.2' if exp['mixup'] else None), name
-    if exp['teacher']:
-        assert flags['--teacher'] == 'resnet152_v1d', name
-        assert flags['--teacher-params'] == os.path.join(runs_dir, exp['teacher'],
-                                                         'checkpoint-best', 'net.params'), name
-        assert flags['--temperature'] == '20', name
-    else:
-        assert not {'--teacher', '--teacher-params', '--temperature'} & set(flags), name
-    assert int(flags['--num-epochs']) == exp['epochs'], name
-    assert flags.get('--input-size') == exp['size'], name
-    assert flags['--use-rec'] is True and flags['--data-dir'] == data_dirs[exp['data']], name
-    assert flags['--save-dir'] == os.path.join(runs_dir, name), name
+            assert line.startswith('#') or 'make_digits_dataset' in line or \
+                'prepare_imagenet.py' in line or 'make_proxy_transfer_data.py' in line, line
+    assert pending is None
+    return out
 
 
 def full_env(tmp_path, **kw):
     env = {'DRY_RUN': 1, 'RUNS_DIR': str(tmp_path / 'runs'), 'DATA_DIR': '/data/imagenet/rec',
-           'PLACES_DIR': '/data/places365/rec'}
+           'PLACES_DIR': '/data/places365/rec', 'VOC_DIR': '/data/voc', 'ADE_DIR': '/data/ade'}
     env.update(kw)
     return env
 
 
-DATA_DIRS = {'imagenet': '/data/imagenet/rec', 'places365': '/data/places365/rec'}
-
-
-# ---- DRY_RUN: the paper's configurations ------------------------------------------------------
-
-def test_dry_run_prints_the_papers_configurations(tmp_path):
-    runs = str(tmp_path / 'runs')
+@pytest.mark.parametrize('scale', ['full', 'proxy'])
+def test_dry_run_prints_each_tables_rows(tmp_path, scale):
+    env = full_env(tmp_path, SCALE=scale)
+    if scale == 'full':
+        env['NUM_GPUS'] = 8
+    machine = C.Env.from_environ({k: str(v) for k, v in env.items()})
+    settings_ = settings('default', {})
     seen = {}
-    for script in SCRIPTS:
-        out = run_script(script, full_env(tmp_path, NUM_GPUS=8)).stdout
-        rows, order = parse_rows(out)
-        assert order == SCRIPT_ROWS[script], script
-        for name, argv in rows.items():
-            assert argv[0].endswith('python') or 'python' in os.path.basename(argv[0])
-            assert argv[2:4] == ['--num-gpus', '8'], name
-            check_row(name, flags_of(argv), EXPECTED[name], 8, runs, DATA_DIRS)
-            # a row shared by several tables is the same command everywhere (trained once)
-            assert seen.setdefault(name, argv) == argv, name
-        assert '# report %s' % script in out
-        assert not os.path.exists(runs), 'DRY_RUN must not create anything'
-    # Tables 8 and 9: the backbone rows (trained first, same commands as in Table 6), then
-    # one downstream run per backbone with GluonCV's VOC / ADE20K recipe
-    backbones = ['r50b-baseline', 'teacher-r152d-cos-ls', 'teacher-r152d-cos-ls-mixup'] + [
-        'r50d-%s' % k for k in ('efficient', 'cosine', 'smooth', 'distill', 'mixup',
-                                'distill-mixup')]
-    paper_order = ['r50b-baseline'] + backbones[3:]
-    transfer = {
-        'table8': ('det-', 'train_faster_rcnn.py', 8, {
-            '--epochs': '20', '--lr-decay-epoch': '14,20', '--lr-warmup': '500', '--short': '600',
-            '--max-size': '1000', '--train-splits': '2007_trainval,2012_trainval',
-            '--val-splits': '2007_test', '--data-dir': '/data/voc'}),
-        'table9': ('seg-', 'train_fcn.py', 16, {
-            '--epochs': '120', '--base-size': '520', '--crop-size': '480',
-            '--data-dir': '/data/ade'})}
-    for tname, (prefix, script, gbatch, want) in transfer.items():
-        out = run_script(TRANSFER[tname], full_env(tmp_path, NUM_GPUS=8, VOC_DIR='/data/voc',
-                                                   ADE_DIR='/data/ade')).stdout
-        rows, order = parse_rows(out)
-        assert order == backbones + [prefix + b for b in paper_order], tname
-        for name in backbones:
-            check_row(name, flags_of(rows[name]), EXPECTED[name], 8, runs, DATA_DIRS)
-            assert seen.setdefault(name, rows[name]) == rows[name], name
-        for b in paper_order:
-            f = flags_of(rows[prefix + b], script)
-            assert f['--backbone'] == ('resnet50_v1b' if b == 'r50b-baseline' else 'resnet50_v1d')
-            assert f['--backbone-params'] == os.path.join(runs, b, 'checkpoint-best',
-                                                          'net.params')
-            assert int(f['--batch-size']) * 8 == gbatch and f['--num-gpus'] == '8'
-            assert f['--save-dir'] == os.path.join(runs, prefix + b)
-            assert {k: f.get(k) for k in want} == want, (tname, b)
-            assert set(f) == set(want) | {'--backbone', '--backbone-params', '--batch-size',
-                                          '--num-gpus', '--save-dir'}, (tname, b)
-    # every run the report reads is a row of some script
-    from gluon_tricks.report import TABLES
-    for tname, table in TABLES.items():
-        for run in table.runs():
-            assert run in seen or run[4:] in paper_order, (tname, run)
-    assert len(seen) == len(EXPECTED)
+    for name in list(TABLE_ROWS) + ['all']:
+        out = run_script(name, env).stdout
+        printed = parse_rows(out)
+        targets = [name] if name != 'all' else list(TABLES) + list(FIGURES)
+        want = plan(targets, scale, settings_)
+        assert [(n, t) for n, t, _ in printed] == [(e.name, t) for t, e in want], name
+        table_runs = set(TABLE_ROWS.get(name, EXPERIMENTS))
+        assert table_runs <= {n for n, _, _ in printed}, name
+        for (row, _, argv), (_, exp) in zip(printed, want):
+            # the command is the one of the row's configuration, and the same in every table
+            assert argv == C.command(exp, machine), row
+            assert seen.setdefault(row, argv) == argv, row
+            script = next(a for a in argv if a.endswith('.py'))
+            assert script.endswith(C.SCRIPTS[exp.task]), row
+        # extra rows are only the rows a row needs (teacher, backbone) and seed copies
+        extra = {n for n, _, _ in printed} - table_runs
+        needed = {d for _, e in want for d in e.needs}
+        assert all(n in needed or '-seed' in n for n in extra), (name, extra)
+        assert ('# report %s: ' % name) in out
+        assert not os.path.exists(str(tmp_path / 'runs')), 'DRY_RUN must not create anything'
+    if scale == 'full':
+        argv = seen['r50d-distill']
+        assert argv[2:4] == ['--num-gpus', '8']
+        flags = argv[argv.index('--teacher'):argv.index('--teacher') + 4]
+        assert flags == ['--teacher', 'resnet152_v1d', '--teacher-params', os.path.join(
+            str(tmp_path / 'runs'), 'teacher-r152d-cos-ls', 'checkpoint-best', 'net.params')]
+        assert argv[argv.index('--data-dir') + 1] == '/data/imagenet/rec'
+        argv = seen['places365-r50d-best']
+        assert argv[argv.index('--data-dir') + 1] == '/data/places365/rec'
+        argv = seen['det-r50d-efficient']
+        assert '--epochs' in argv and argv[argv.index('--data-dir') + 1] == '/data/voc'
+        assert argv[argv.index('--batch-size') + 1] == '1'
+    else:
+        out = run_script('table8', env).stdout
+        assert '# proxy digits data' in out and '# proxy proxy-voc data' in out
 
 
 def test_dry_run_horovod_and_devices(tmp_path):
-    out = run_script('table3', full_env(tmp_path, NP=16, HOSTS='h1:8,h2:8',
-                                        HOROVODRUN_ARGS='--gloo')).stdout
-    rows, _ = parse_rows(out)
-    for name, argv in rows.items():
+    env = full_env(tmp_path, NP=16, HOSTS='h1:8,h2:8', HOROVODRUN_ARGS='--gloo')
+    for row, _, argv in parse_rows(run_script('table3', env).stdout):
         assert os.path.basename(argv[0]) == 'horovodrun'
         assert argv[1:6] == ['-np', '16', '-H', 'h1:8,h2:8', '--gloo']
-        flags = flags_of(argv)
-        assert flags['--horovod'] is True and flags['--num-gpus'] == '1'
-        check_row(name, flags, EXPECTED[name], 16, str(tmp_path / 'runs'), DATA_DIRS)
+        i = argv.index('--horovod')
+        assert argv[i:i + 3] == ['--horovod', '--num-gpus', '1']
+        assert int(argv[argv.index('--batch-size') + 1]) * 16 == EXPERIMENTS[row].global_batch
     # one process with 4 GPUs keeps the paper's global batch (and so its lr)
-    rows, _ = parse_rows(run_script('table5', full_env(tmp_path, NUM_GPUS=4)).stdout)
-    assert flags_of(rows['r50b-efficient'])['--batch-size'] == '256'
+    printed = parse_rows(run_script('table5', full_env(tmp_path, NUM_GPUS=4)).stdout)
+    argv = dict((n, a) for n, _, a in printed)['r50b-efficient']
+    assert argv[argv.index('--batch-size') + 1] == '256'
     # a device count that does not divide the global batch is refused
     proc = run_script('table2', full_env(tmp_path, NUM_GPUS=3), check=False)
-    assert proc.returncode != 0 and 'not divisible' in proc.stderr
-
-
-def test_dry_run_proxy_substitutions(tmp_path):
-    env = full_env(tmp_path, SCALE='proxy', PROXY_EPOCHS=3, PROXY_DATA='/tmp/digits-rec')
-    rows, _ = parse_rows(run_script('table6', env).stdout)
-    f = flags_of(rows['r50d-distill-mixup'])
-    assert f['--model'] == 'resnet18_v1d' and f['--teacher'] == 'resnet34_v1d'
-    assert f['--batch-size'] == '128' and f['--lr'] == '0.05' and f['--dtype'] == 'float32'
-    assert f['--num-epochs'] == '5' and f['--warmup-epochs'] == '0.125'
-    assert f['--mixup-alpha'] == '0.2' and f['--smoothing-eps'] == '0.1'
-    assert f['--temperature'] == '20' and f['--input-size'] == '32'
-    assert f['--data-dir'] == '/tmp/digits-rec'
-    assert f['--teacher-params'].endswith('teacher-r152d-cos-ls-mixup/checkpoint-best/net.params')
-    f = flags_of(rows['inception-efficient'])
-    assert f['--model'] == 'inceptionv3' and f['--input-size'] == '75'
-    assert f['--lr-decay-epoch'] == '0.75,1.5,2.25' and f['--num-epochs'] == '3'
-    rows, _ = parse_rows(run_script('table4', env).stdout)
-    f = flags_of(rows['r50-baseline'])
-    assert f['--model'] == 'resnet18_v1' and f['--batch-size'] == '32' and f['--lr'] == '0.0125'
-
-
-def test_dry_run_proxy_transfer(tmp_path):
-    env = full_env(tmp_path, SCALE='proxy', PROXY_EPOCHS=3, PROXY_DATA='/tmp/digits-rec')
-    out = run_script(TRANSFER['table8'], env).stdout
-    assert '# proxy voc data' in out and not os.path.exists(str(tmp_path / 'runs'))
-    rows, _ = parse_rows(out)
-    f = flags_of(rows['det-r50b-baseline'], 'train_faster_rcnn.py')
-    assert f['--backbone'] == 'resnet18_v1b' and f['--epochs'] == '1'
-    assert f['--lr-decay-epoch'] == '0.7,1' and f['--short'] == '96' and f['--max-size'] == '128'
-    assert f['--train-splits'] == '2007_trainval' and f['--batch-size'] == '1'
-    assert f['--data-dir'] == str(tmp_path / 'runs' / 'data' / 'voc')
-    assert f['--backbone-params'] == str(tmp_path / 'runs' / 'r50b-baseline' / 'checkpoint-best'
-                                         / 'net.params')
-    f = flags_of(parse_rows(run_script(TRANSFER['table9'], env).stdout)[0]['seg-r50d-mixup'],
-                 'train_fcn.py')
-    assert f['--backbone'] == 'resnet18_v1d' and f['--epochs'] == '1' and f['--batch-size'] == '2'
-    assert f['--crop-size'] == '64' and f['--base-size'] == '96'
+    assert proc.returncode == 2 and 'not divisible' in proc.stderr
 
 
 def test_rows_filter(tmp_path):
     env = full_env(tmp_path, ROWS='mobilenet-*,teacher-r152d-cos-ls')
-    rows, order = parse_rows(run_script('table6', env).stdout)
-    assert order == ['teacher-r152d-cos-ls'] + ['mobilenet-%s' % k for k in (
+    names = [n for n, _, _ in parse_rows(run_script('table6', env).stdout)]
+    # the teacher comes where Table 6 first needs it (ResNet-50-D + distill), before MobileNet
+    assert names == ['teacher-r152d-cos-ls'] + ['mobilenet-%s' % k for k in (
         'efficient', 'cosine', 'smooth', 'distill', 'mixup', 'distill-mixup')]
 
 
 # ---- skipping finished rows -------------------------------------------------------------------
 
 FAKE_PYTHON = r'''#!/usr/bin/env bash
-# records its arguments and writes a finished metrics.jsonl like train_imagenet.py would
+# records its arguments and writes a finished metrics.jsonl like the training scripts would
 echo "$*" >> "${CALLS}"
 save=""; epochs=""
 while [[ $# -gt 0 ]]; do
-  case "$1" in --save-dir) save="$2"; shift ;; --num-epochs) epochs="$2"; shift ;; esac
+  case "$1" in --save-dir) save="$2"; shift ;; --num-epochs|--epochs) epochs="$2"; shift ;; esac
   shift
 done
 [[ -n "${save}" && -n "${epochs}" ]] || exit 0
@@ -351,14 +423,11 @@ def test_skip_finished_rows_and_resume(tmp_path):
     runs = tmp_path / 'runs'
     run_script('table2', env)
     assert len(_calls(calls)) == 3
-    for name in SCRIPT_ROWS['table2']:
-        assert (runs / name / 'argv.txt').read_text().splitlines()[:2] == [
-            '--model', EXPECTED[name]['model']]
-        assert 'scale=full' in (runs / name / 'row.txt').read_text()
+    for name in TABLE_ROWS['table2']:
+        assert (runs / name / 'command.sh').read_text().split()[1].endswith('train_imagenet.py')
     # again: everything finished, nothing runs
     proc = run_script('table2', env)
-    assert len(_calls(calls)) == 3
-    assert proc.stderr.count('skipped') == 3
+    assert len(_calls(calls)) == 3 and proc.stderr.count('skipped') == 3
     # Table 3 reuses Table 2's rows: only its three efficient rows run
     run_script('table3', env)
     assert len(_calls(calls)) == 6
@@ -366,10 +435,13 @@ def test_skip_finished_rows_and_resume(tmp_path):
     # an unfinished row with a checkpoint resumes; one without starts again
     m = runs / 'r50-baseline' / 'metrics.jsonl'
     m.write_text('\n'.join(m.read_text().splitlines()[:7]) + '\n')
-    (runs / 'r50-baseline' / 'checkpoint-latest.json').write_text('{"epoch": 7}')
     (runs / 'r50-baseline' / 'checkpoint-epoch0007').mkdir()
     m2 = runs / 'mobilenet-baseline' / 'metrics.jsonl'
     m2.write_text(m2.read_text().splitlines()[0] + '\n')
+    out = run_script('table2', full_env(tmp_path)).stdout
+    assert [line for line in out.splitlines() if line.startswith('# row ')] == [
+        '# row r50-baseline (table2, resume)', '# row inception-baseline (table2, finished)',
+        '# row mobilenet-baseline (table2, restart)']
     run_script('table2', env)
     new = _calls(calls)[6:]
     assert len(new) == 2
@@ -377,25 +449,32 @@ def test_skip_finished_rows_and_resume(tmp_path):
     assert 'mobilenet-baseline' in new[1] and '--resume' not in new[1]
     assert [p for p in os.listdir(str(runs / 'mobilenet-baseline'))
             if p.startswith('metrics.jsonl.stale-')]
-    # DRY_RUN marks finished rows
-    out = run_script('table2', full_env(tmp_path)).stdout
-    assert out.count(', finished)') == 3
+    # a Table 8 row is finished only with its results.json
+    det = EXPERIMENTS['det-r50b-baseline']
+    d = runs / det.name
+    d.mkdir()
+    (d / 'metrics.jsonl').write_text(''.join('{"epoch": %d}\n' % e for e in range(1, 21)))
+    assert C.status(det, str(d)) == 'restart'
+    (d / 'results.json').write_text('{"map": 0.5}')
+    assert C.status(det, str(d)) == 'finished'
 
 
 # ---- report on fabricated runs ----------------------------------------------------------------
 
-def _fabricate(runs, name, model, epochs, top1s, top5=0.9, sps=200.0, images=1000,
-               extra_argv=(), scale='full', gbatch=1024):
+def _fabricate(runs, name, model, epochs, top1s, top5=0.9, sps=200.0, images=1000, gbatch=1024,
+               input_size=224, dtype='float16', seed=0):
     d = runs / name
     d.mkdir(parents=True)
     with open(str(d / 'metrics.jsonl'), 'w') as f:
         for e, t in enumerate(top1s, 1):
             f.write(json.dumps({'epoch': e, 'top1': t, 'top5': top5, 'samples_per_sec': sps,
                                 'epoch_time': images / sps, 'train_loss': 1.0, 'lr': 0.1}) + '\n')
-    argv = ['--model', model, '--num-epochs', str(epochs)] + list(extra_argv)
-    (d / 'argv.txt').write_text('\n'.join(argv) + '\n')
-    (d / 'row.txt').write_text('row=%s\ntable=test\nscale=%s\nglobal_batch=%d\n'
-                               % (name, scale, gbatch))
+    config = {'task': 'classification', 'script': 'scripts/classification/train_imagenet.py',
+              'data': {'input_size': input_size, 'use_rec': True},
+              'model': {'model': model, 'dtype': dtype, 'last_gamma': False},
+              'optim': {'num_epochs': epochs, 'batch_size': gbatch // 8},
+              'run': {'seed': seed}, 'derived': {'global_batch': gbatch, 'lr': 0.1}}
+    (d / 'config.json').write_text(json.dumps(config))
     return d
 
 
@@ -406,21 +485,30 @@ def _is_png(path):
 
 def test_report_on_fabricated_runs(tmp_path):
     runs = tmp_path / 'runs'
-    _fabricate(runs, 'r50-baseline', 'resnet50_v1', 3, [0.5, 0.6, 0.7580], top5=0.93, sps=100.0,
-               images=6000, gbatch=256)
-    _fabricate(runs, 'r50-efficient', 'resnet50_v1', 3, [0.5, 0.6, 0.77], sps=300.0, images=6000)
+    _fabricate(runs, 'r50-baseline', 'resnet50_v1', 120, [0.5, 0.6, 0.7580], top5=0.93,
+               sps=100.0, images=6000, gbatch=256, dtype='float32')
+    _fabricate(runs, 'r50-efficient', 'resnet50_v1', 120, [0.5, 0.6, 0.77], sps=300.0,
+               images=6000)
     _fabricate(runs, 'r50d-efficient', 'resnet50_v1d', 3, [0.4, 0.5, 0.6])
     _fabricate(runs, 'r50d-cosine', 'resnet50_v1d', 120, [0.45, 0.55])  # unfinished
+    # a row with seeds: mean and spread; the next row within it
+    _fabricate(runs, 'r50d-smooth', 'resnet50_v1d', 2, [0.5, 0.60])
+    _fabricate(runs, 'r50d-smooth-seed1', 'resnet50_v1d', 2, [0.5, 0.62], seed=1)
+    _fabricate(runs, 'r50d-smooth-seed2', 'resnet50_v1d', 2, [0.5, 0.64], seed=2)
+    _fabricate(runs, 'r50d-distill', 'resnet50_v1d', 2, [0.5, 0.63])
+    _fabricate(runs, 'r50d-distill-seed1', 'resnet50_v1d', 2, [0.5, 0.61], seed=1)
     det = runs / 'det-r50d-efficient'
     det.mkdir()
     (det / 'metrics.jsonl').write_text(json.dumps({'epoch': 20, 'map': 0.7930}) + '\n')
-    (det / 'argv.txt').write_text('--backbone\nresnet50_v1d\n--epochs\n20\n')
+    (det / 'config.json').write_text(json.dumps({'task': 'detection', 'model': {
+        'backbone': 'resnet50_v1d'}, 'optim': {'num_epochs': 20}}))
     (det / 'results.json').write_text(json.dumps({'map': 0.7930}))
     seg = runs / 'seg-r50d-efficient'
     seg.mkdir()
     (seg / 'metrics.jsonl').write_text(json.dumps({'epoch': 120, 'pixAcc': 0.79,
                                                    'mIoU': 0.3888}) + '\n')
-    (seg / 'argv.txt').write_text('--backbone\nresnet50_v1d\n--epochs\n120\n')
+    (seg / 'config.json').write_text(json.dumps({'task': 'segmentation', 'model': {
+        'backbone': 'resnet50_v1d'}, 'optim': {'num_epochs': 120}}))
     out = tmp_path / 'report'
     proc = subprocess.run([sys.executable, REPORT, '--runs', str(runs), '--out', str(out),
                            '--no-figure4b'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -429,7 +517,8 @@ def test_report_on_fabricated_runs(tmp_path):
     t2 = (out / 'table2.md').read_text()
     row = next(l for l in t2.splitlines() if l.startswith('| ResNet-50 |'))
     cells = [c.strip() for c in row.strip('|').split('|')]
-    assert cells[2] == 'finished'
+    assert cells[1] == '`r50-baseline` (resnet50_v1, 224 px, batch 256, float32, 120 ep)'
+    assert cells[2] == '3/120 epochs'
     assert cells[3:9] == ['75.80', '75.87', '-0.07', '93.00', '92.70', '+0.30']
     assert '| Inception-V3 | `inception-baseline` | not run | not run | 77.32 |' in t2
     # Table 3: time per epoch = images / throughput: 6000 / 100 / 60 = 1.00 min, 0.33 min
@@ -442,11 +531,15 @@ def test_report_on_fabricated_runs(tmp_path):
     c5 = [c.strip() for c in r5.strip('|').split('|')]
     assert c5[3:5] == ['25.6', '25.0'] and c5[6:8] == ['4.33', '4.30']
     assert c5[9:11] == ['60.00', '77.16']
-    # Table 6: an unfinished run shows its progress
+    # Table 6: progress of an unfinished run; mean ± spread over seeds, and what it means
     t6 = (out / 'table6.md').read_text()
-    assert '| ResNet-50-D: + cosine decay | `r50d-cosine` (resnet50_v1d, batch 1024, 120 ep) | ' \
-           '2/120 epochs ' \
-           '| 55.00 | 77.91 | -22.91 |' in t6
+    assert '| ResNet-50-D: + cosine decay | `r50d-cosine` (resnet50_v1d, 224 px, batch 1024, ' \
+           'float16, 120 ep) | 2/120 epochs | 55.00 | 77.91 | -22.91 |' in t6
+    assert '`r50d-smooth` (resnet50_v1d, 224 px, batch 1024, float16, 2 ep, 3 seeds) | ' \
+           'finished | 62.00 ± 2.00 | 78.31 | -16.31 |' in t6
+    assert '62.00 ± 1.41 | 78.67 |' in t6
+    assert '- ResNet-50-D: "+ distill w/o mixup" vs "+ label smoothing": +0.00 top-1, less ' \
+           'than the run-to-run spread, not a difference (2.00)' in t6
     # Tables 8 and 9 read the downstream runs and the backbone's top-1
     t8 = (out / 'table8.md').read_text()
     assert '| D-efficient | `det-r50d-efficient` (resnet50_v1d, 20 ep) | finished | 60.00 | ' \
@@ -472,7 +565,6 @@ def test_report_on_fabricated_runs(tmp_path):
 # ---- reduced proxy, end to end ----------------------------------------------------------------
 
 def _tiny_digits(tmp_path, train_per_class=16, val_per_class=13):
-    # (at least one batch of 128 in each split: ImageRecordIter needs it)
     from gluon_tricks.data import make_digits_dataset
     folders = str(tmp_path / 'digits')
     info = make_digits_dataset(folders, image_size=40)
@@ -495,9 +587,10 @@ def test_proxy_tables_4_and_6_end_to_end(tmp_path):
     rec = _tiny_digits(tmp_path)
     runs = tmp_path / 'runs'
     report = tmp_path / 'report'
-    env = {'SCALE': 'proxy', 'PROXY_EPOCHS': 1, 'PROXY_DATA': rec, 'RUNS_DIR': str(runs),
-           'REPORT_DIR': str(report), 'PROXY_WORKERS': 1, 'PYTHON': sys.executable}
-    # Table 4: its first row (the batch-256 baseline, batch 32 at proxy scale)
+    env = {'SCALE': 'proxy', 'PROXY_EPOCHS': 1, 'PROXY_BATCH_DIV': 8, 'PROXY_SEEDS': '',
+           'PROXY_DATA': rec, 'RUNS_DIR': str(runs), 'REPORT_DIR': str(report),
+           'PROXY_WORKERS': 1, 'PYTHON': sys.executable}
+    # Table 4: its first row (the batch-256 baseline, batch 32 at this scale)
     run_script('table4', dict(env, ROWS='r50-baseline'), timeout=300)
     # Table 6: the teacher first, then a student distilled from its checkpoint
     run_script('table6', dict(env, ROWS='teacher-r152d-cos-ls,r50d-distill'), timeout=300)
@@ -507,7 +600,7 @@ def test_proxy_tables_4_and_6_end_to_end(tmp_path):
         assert [m['epoch'] for m in metrics] == [1], name
         assert 0.0 <= metrics[0]['top1'] <= 1.0 and metrics[0]['val_samples'] == 130
         assert (runs / name / 'checkpoint-best' / 'net.params').exists(), name
-        assert '--model\n%s\n' % model in (runs / name / 'argv.txt').read_text()
+        assert '--model %s ' % model in (runs / name / 'command.sh').read_text()
     log = (runs / 'r50d-distill' / 'train.log').read_text()
     assert 'teacher-r152d-cos-ls/checkpoint-best/net.params' in log
     # the reports the table scripts wrote
@@ -524,9 +617,10 @@ def test_proxy_tables_4_and_6_end_to_end(tmp_path):
     proc = run_script('table6', dict(env, ROWS='teacher-r152d-cos-ls,r50d-distill', REPORT=0))
     assert proc.stderr.count('skipped') == 2
     # Figure 4b's machinery on two of these checkpoints: their validation sets, all 130 images
-    from gluon_tricks import report as rep
-    stats = rep.plot_figure4b(str(tmp_path / 'fig4b.png'), str(runs),
-                              runs=(('without', 'r50-baseline'), ('with', 'teacher-r152d-cos-ls')))
+    from tools.report import figures
+    stats = figures.plot_figure4b(str(tmp_path / 'fig4b.png'), str(runs),
+                                  runs=(('without', 'r50-baseline'),
+                                        ('with', 'teacher-r152d-cos-ls')), data_dir=rec)
     assert _is_png(str(tmp_path / 'fig4b.png'))
     assert [s['images'] for s in stats.values()] == [130, 130]
     assert all(s['mean'] > 0 and s['classes'] == 10 for s in stats.values())

@@ -3,4 +3,5 @@
 # (B-standard and Table 6's ResNet-50-D rows, trained first), GluonCV's VOC recipe.
 #   VOC_DIR=~/data/voc DATA_DIR=~/data/imagenet/rec scripts/detection/table8.sh
 # Rows: tools/experiments/tables.py; variables: tools/experiments/run.py. Report: table8.md.
-exec "${PYTHON:-python3}" "$(dirname "$0")/../classification/tables/run.py" table8 "$@"
+here="$(dirname "$0")"; py="${here}/../../.venv/bin/python"; [[ -x "${py}" ]] || py=python3
+exec "${py}" "${here}/../classification/tables/run.py" table8 "$@"

@@ -3,4 +3,5 @@
 # (B-standard and Table 6's ResNet-50-D rows, trained first), GluonCV's ADE20K recipe.
 #   ADE_DIR=~/data/ade DATA_DIR=~/data/imagenet/rec scripts/segmentation/table9.sh
 # Rows: tools/experiments/tables.py; variables: tools/experiments/run.py. Report: table9.md.
-exec "${PYTHON:-python3}" "$(dirname "$0")/../classification/tables/run.py" table9 "$@"
+here="$(dirname "$0")"; py="${here}/../../.venv/bin/python"; [[ -x "${py}" ]] || py=python3
+exec "${py}" "${here}/../classification/tables/run.py" table9 "$@"

@@ -114,11 +114,18 @@ R50D = dict(model='resnet50_v1d')
 INCEPTION = dict(model='inceptionv3', input_size=299)
 MOBILENET = dict(model='mobilenet1.0')
 
+
+def efficient(net):
+    """The efficient setting for network ``net``: zero gamma (section 3.1) exists only in
+    residual blocks, so Inception-V3 and MobileNet get the other three heuristics."""
+    return dict(EFFICIENT, **net, last_gamma=net['model'].startswith('resnet'))
+
+
 # ---- Tables 2 and 3: baseline and efficient, three networks ---------------------------------
 r50_baseline = row('r50-baseline', R50, BASELINE)
 inception_baseline = row('inception-baseline', INCEPTION, BASELINE)
 mobilenet_baseline = row('mobilenet-baseline', MOBILENET, BASELINE)
-r50_efficient = row('r50-efficient', R50, EFFICIENT)
+r50_efficient = row('r50-efficient', efficient(R50))
 
 # ---- Table 4: the heuristics one by one at batch 256 and 1024 (step decay, 120 epochs) -----
 # "Linear scaling" at 256 is r50_baseline; "+ FP16" at 1024 is r50_efficient.
@@ -152,12 +159,13 @@ teacher_cos_ls_mixup = row('teacher-r152d-cos-ls-mixup', R152D, EFFICIENT, COSIN
 def refinements(prefix, net):
     """Table 6's six rows of one network: efficient, + cosine, + label smoothing,
     + distillation (no mixup), + mixup (no distillation), + distillation with mixup."""
-    return [row(prefix + '-efficient', net, EFFICIENT),
-            row(prefix + '-cosine', net, EFFICIENT, COSINE),
-            row(prefix + '-smooth', net, EFFICIENT, COSINE, SMOOTH),
-            row(prefix + '-distill', net, EFFICIENT, COSINE, SMOOTH, distill(teacher_cos_ls)),
-            row(prefix + '-mixup', net, EFFICIENT, COSINE, SMOOTH, MIXUP),
-            row(prefix + '-distill-mixup', net, EFFICIENT, COSINE, SMOOTH, MIXUP,
+    eff = efficient(net)
+    return [row(prefix + '-efficient', eff),
+            row(prefix + '-cosine', eff, COSINE),
+            row(prefix + '-smooth', eff, COSINE, SMOOTH),
+            row(prefix + '-distill', eff, COSINE, SMOOTH, distill(teacher_cos_ls)),
+            row(prefix + '-mixup', eff, COSINE, SMOOTH, MIXUP),
+            row(prefix + '-distill-mixup', eff, COSINE, SMOOTH, MIXUP,
                 distill(teacher_cos_ls_mixup))]
 
 

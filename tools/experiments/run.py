@@ -14,10 +14,13 @@ teacher, the backbone of Tables 8/9) run before it. The table scripts
 the environment variable the scripts have always used (upper case): SCALE, RUNS_DIR,
 DATA_DIR, PLACES_DIR, VOC_DIR, ADE_DIR, NUM_GPUS, NP, HOSTS, HOSTFILE, HOROVODRUN,
 HOROVODRUN_ARGS, PYTHON, EXTRA_ARGS, EXTRA_TRANSFER_ARGS, ROWS, DRY_RUN=1, REPORT=0,
-REPORT_DIR, SKIP_TRANSFER=1, PROXY_PROFILE, PROXY_DATA, PROXY_VOC, PROXY_ADE.
+REPORT_DIR, SKIP_TRANSFER=1; at proxy scale PROXY_PROFILE, PROXY_DATA, PROXY_VOC, PROXY_ADE,
+PROXY_TRANSFER_TRAIN/TEST (images of the VOC/ADE look-alikes) and the overrides of
+:func:`tools.experiments.scale.settings` (PROXY_EPOCHS, PROXY_BATCH_DIV, PROXY_SEEDS ...).
 
 ``--dry-run`` prints, for every row, ``# row NAME (TABLE[, STATUS])`` and the command on the
-next line; every other line starts with ``#`` or is a data preparation command.
+next line (STATUS: finished, resume or restart); every other line starts with ``#`` (``# report
+TABLE: COMMAND``) or is a data preparation command (after ``# proxy DATA data``).
 """
 import argparse
 import fnmatch
@@ -29,7 +32,7 @@ from collections import OrderedDict
 
 from . import commands as C
 from .rows import EXPERIMENTS
-from .scale import PROFILES, proxy, seed_copies
+from . import scale as S
 from .tables import FIGURES, TABLES, runs_of
 
 __all__ = ['plan', 'main', 'parse_args', 'TARGETS']
@@ -47,20 +50,20 @@ def _targets(name, skip_transfer=False):
     return [name]
 
 
-def plan(targets, scale='full', profile='default', rows=None):
+def plan(targets, scale='full', settings=S.PROXY, rows=None):
     """``[(table, Experiment)]`` in run order: each table's rows with the rows they need
     first, each row once; at proxy scale scaled by :func:`~tools.experiments.scale.proxy`
-    and followed by its seed copies. ``rows`` (globs) keeps the matching rows only."""
-    settings = PROFILES[profile]
+    with ``settings`` and followed by its seed copies. ``rows`` (globs) keeps the matching
+    rows only."""
     out = OrderedDict()
 
     def add(exp, table):
         for dep in exp.needs:
             add(EXPERIMENTS[dep], table)
         if exp.name not in out:
-            out[exp.name] = (table, proxy(exp, settings) if scale == 'proxy' else exp)
+            out[exp.name] = (table, S.proxy(exp, settings) if scale == 'proxy' else exp)
         if scale == 'proxy':
-            for copy in seed_copies(out[exp.name][1], table, settings):
+            for copy in S.seed_copies(out[exp.name][1], table, settings):
                 out.setdefault(copy.name, (table, copy))
 
     for t in targets:
@@ -84,7 +87,7 @@ def parse_args(argv=None):
     p.add_argument('targets', nargs='+', metavar='TARGET',
                    help='one or more of: %s' % ', '.join(TARGETS))
     p.add_argument('--scale', choices=['full', 'proxy'], default=e.get('SCALE') or 'full')
-    p.add_argument('--proxy-profile', choices=sorted(PROFILES),
+    p.add_argument('--proxy-profile', choices=sorted(S.PROFILES),
                    default=e.get('PROXY_PROFILE') or 'default',
                    help='proxy settings (tools/experiments/scale.py)')
     p.add_argument('--rows', default=e.get('ROWS', ''),
@@ -125,7 +128,8 @@ def main(argv=None):
     for t in args.targets:
         targets += [n for n in _targets(t, args.skip_transfer) if n not in targets]
     try:
-        items = plan(targets, args.scale, args.proxy_profile, args.rows)
+        settings = S.settings(args.proxy_profile, os.environ)
+        items = plan(targets, args.scale, settings, args.rows)
         cmds = [(t, e, C.command(e, env)) for t, e in items]
     except ValueError as err:
         _say('[tables] %s' % err)
@@ -135,9 +139,10 @@ def main(argv=None):
 
     # the proxy's data sets, made once
     if args.scale == 'proxy':
-        workers = PROFILES[args.proxy_profile].workers
+        images = (int(os.environ.get('PROXY_TRANSFER_TRAIN') or 12),
+                  int(os.environ.get('PROXY_TRANSFER_TEST') or 6))
         for data in OrderedDict((e.data, 1) for _, e in items):
-            steps = C.data_steps(data, env, workers)
+            steps = C.data_steps(data, env, settings.workers, images)
             if steps and args.dry_run:
                 print('# proxy %s data' % data)
                 for s in steps:
@@ -188,8 +193,7 @@ def main(argv=None):
         for name in ([None] if whole else targets):
             cmd = _report_command(env, out, name)
             if args.dry_run:
-                print('# report %s' % (name or 'all'))
-                print(C.quote(cmd))
+                print('# report %s: %s' % (name or 'all', C.quote(cmd)))
             else:
                 code = subprocess.call(cmd)
                 if code:

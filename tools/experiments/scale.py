@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from .rows import Experiment
 
 __all__ = ['Family', 'ProxySettings', 'PROXY', 'PROXY_LEGACY', 'PROFILES', 'proxy',
-           'proxy_model', 'family_of', 'seed_copies']
+           'proxy_model', 'family_of', 'seed_copies', 'settings']
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,28 @@ PROXY_LEGACY = ProxySettings(
               'inceptionv3': Family(2, 8, 75)})
 #: ``--proxy-profile`` / ``PROXY_PROFILE`` names
 PROFILES = {'default': PROXY, 'legacy': PROXY_LEGACY}
+
+def settings(profile='default', environ=None):
+    """The :class:`ProxySettings` of ``profile`` with the overrides of the environment:
+    PROXY_EPOCHS and PROXY_BATCH_DIV (every family), PROXY_BASE_LR, PROXY_AREA_MIN,
+    PROXY_WORKERS, PROXY_TRANSFER_EPOCHS, PROXY_SEEDS (e.g. ``1,2``; empty: no repeats)."""
+    e = environ or {}
+    s = PROFILES[profile]
+    fams = dict(s.families)
+    for var, key in (('PROXY_EPOCHS', 'epochs'), ('PROXY_BATCH_DIV', 'batch_div')):
+        if e.get(var):
+            fams = {k: replace(f, **{key: int(e[var])}) for k, f in fams.items()}
+    over = {'families': fams}
+    for var, key, kind in (('PROXY_BASE_LR', 'base_lr', float),
+                           ('PROXY_AREA_MIN', 'area_min', float),
+                           ('PROXY_WORKERS', 'workers', int),
+                           ('PROXY_TRANSFER_EPOCHS', 'transfer_epochs', int)):
+        if e.get(var):
+            over[key] = kind(e[var])
+    if 'PROXY_SEEDS' in e:
+        over['seeds'] = tuple(int(x) for x in e['PROXY_SEEDS'].split(',') if x.strip())
+    return replace(s, **over)
+
 
 _DETECTION = dict(short=96, max_size=128, train_splits='2007_trainval', rpn_train_post_nms=300,
                   rpn_test_post_nms=100, rcnn_num_samples=32, warmup_iters=2, num_workers=1,

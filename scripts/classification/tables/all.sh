@@ -6,4 +6,5 @@
 #   SCALE=proxy scripts/classification/tables/all.sh           # the CPU proxy
 #   DRY_RUN=1 scripts/classification/tables/all.sh             # print every command
 # Rows: tools/experiments/tables.py; variables: tools/experiments/run.py.
-exec "${PYTHON:-python3}" "$(dirname "$0")/run.py" all "$@"
+here="$(dirname "$0")"; py="${here}/../../../.venv/bin/python"; [[ -x "${py}" ]] || py=python3
+exec "${py}" "${here}/run.py" all "$@"

@@ -5,4 +5,5 @@
 #   DRY_RUN=1 scripts/classification/tables/table2.sh  # print the commands
 #   SCALE=proxy ROWS='r50-*' scripts/classification/tables/table2.sh
 # Rows: tools/experiments/tables.py; variables: tools/experiments/run.py. Report: table2.md.
-exec "${PYTHON:-python3}" "$(dirname "$0")/run.py" table2 "$@"
+here="$(dirname "$0")"; py="${here}/../../../.venv/bin/python"; [[ -x "${py}" ]] || py=python3
+exec "${py}" "${here}/run.py" table2 "$@"

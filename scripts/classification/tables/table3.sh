@@ -3,4 +3,5 @@
 # efficient setting of section 3 (batch 1024, FP16, lr 0.4, 5 warmup epochs, zero gamma, no
 # bias decay) for ResNet-50, Inception-V3 and MobileNet.
 # Rows: tools/experiments/tables.py; variables: tools/experiments/run.py. Report: table3.md.
-exec "${PYTHON:-python3}" "$(dirname "$0")/run.py" table3 "$@"
+here="$(dirname "$0")"; py="${here}/../../../.venv/bin/python"; [[ -x "${py}" ]] || py=python3
+exec "${py}" "${here}/run.py" table3 "$@"

@@ -3,4 +3,5 @@
 # Inception-V3 and MobileNet (cosine, label smoothing, distillation from a ResNet-152-D
 # teacher, mixup with 200 epochs); the two teachers are trained first.
 # Rows: tools/experiments/tables.py; variables: tools/experiments/run.py. Report: table6.md.
-exec "${PYTHON:-python3}" "$(dirname "$0")/run.py" table6 "$@"
+here="$(dirname "$0")"; py="${here}/../../../.venv/bin/python"; [[ -x "${py}" ]] || py=python3
+exec "${py}" "${here}/run.py" table6 "$@"

@@ -3,4 +3,5 @@
 # (+ cosine, label smoothing, mixup, 200 epochs).
 #   PLACES_DIR=~/data/places365/rec scripts/classification/tables/table7.sh
 # Rows: tools/experiments/tables.py; variables: tools/experiments/run.py. Report: table7.md.
-exec "${PYTHON:-python3}" "$(dirname "$0")/run.py" table7 "$@"
+here="$(dirname "$0")"; py="${here}/../../../.venv/bin/python"; [[ -x "${py}" ]] || py=python3
+exec "${py}" "${here}/run.py" table7 "$@"
