@@ -22,6 +22,7 @@ from gluon_tricks.model_zoo import get_initializer, get_model
 from gluon_tricks.model_zoo.summary import count_macs
 from gluon_tricks.optim import optimizer_params
 from gluon_tricks.precision import LossScaler, cast_network, data_dtype, needs_multi_precision
+from gluon_tricks.training import Meter
 
 __all__ = ['OurTrainLoop', 'GluonCVTrainLoop', 'InferenceLoop', 'gluoncv_model_list',
            'train_gflops_per_image', 'PAPER_TRAIN_STEPS']
@@ -99,20 +100,23 @@ class OurTrainLoop(object):
             data = next(iter(SyntheticLoader(self.batch_size, self.batch_size, input_size,
                                              classes, seed=seed)))
         self.data, self.label = data
+        self.meter = Meter(self.devices[0])
         self.batches = 0
         self.last_meters = None
 
     def run(self, n):
-        """Train ``n`` batches, then read the meters (one synchronisation) and wait for the
-        queued work. Returns the number of images."""
+        """Train ``n`` batches as the training loop does (the step's sums kept on the device,
+        :class:`gluon_tricks.training.Meter`), then read them (one synchronisation) and wait
+        for the queued work. Returns the number of images."""
         for _ in range(n):
-            self.step(self.data, self.label, 0, self.batches)
+            sums = self.step(self.data, self.label, 0, self.batches)
+            self.meter.add(sums, self.batch_size, self.batches)
             self.batches += 1
-        self.last_meters = self.step.read_meters()
+        (loss_sum, correct), samples, first_bad = self.meter.read()
         mx.nd.waitall()
-        if self.last_meters['first_bad_batch'] >= 0:
-            raise FloatingPointError('our loop: the loss became NaN/inf at batch %d'
-                                     % self.last_meters['first_bad_batch'])
+        if first_bad >= 0:
+            raise FloatingPointError('our loop: the loss became NaN/inf at batch %d' % first_bad)
+        self.last_meters = {'loss': loss_sum / samples, 'accuracy': correct / samples}
         return n * self.batch_size
 
 
