@@ -1,0 +1,1 @@
+"""Developer and reproduction tools of gluon-tricks: never imported by the library."""
