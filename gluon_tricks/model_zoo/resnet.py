@@ -67,8 +67,7 @@ class BasicBlock(HybridBlock):
     expansion = 1
 
     def __init__(self, planes, strides=1, dilation=1, previous_dilation=1, downsample=None,
-                 last_gamma=False, norm_layer=nn.BatchNorm, norm_kwargs=None,
-                 stride_on_1x1=False, conv_bias=False, **kwargs):
+                 last_gamma=False, norm_layer=nn.BatchNorm, norm_kwargs=None, **kwargs):
         super(BasicBlock, self).__init__(**kwargs)
         norm_kwargs = norm_kwargs or {}
         with self.name_scope():
@@ -158,9 +157,11 @@ class ResNetV1(HybridBlock):
     avg_down : bool, default False
         ResNet-D path B: 2x2 average pooling with stride 2, then a 1x1 conv with stride 1.
     stride_on_1x1 : bool, default False
-        ResNet-A: stride on the first 1x1 conv of path A instead of the 3x3 conv.
+        ResNet-A: stride on the first 1x1 conv of path A instead of the 3x3 conv
+        (bottleneck blocks only; a basic block strides its first 3x3 conv either way).
     conv_bias : bool, default False
-        Bias on the bottleneck's 1x1 convs (GluonCV ``resnet*_v1`` compatibility).
+        Bias on the bottleneck's 1x1 convs (GluonCV ``resnet*_v1`` compatibility; bottleneck
+        blocks only).
     last_gamma : bool, default False
         Zero gamma (section 3.1): zero-initialise the last BN of every residual block.
     dilated : bool, default False
@@ -198,8 +199,9 @@ class ResNetV1(HybridBlock):
         if use_global_stats:
             norm_kwargs['use_global_stats'] = True
         self._block_kwargs = dict(norm_layer=norm_layer, norm_kwargs=norm_kwargs,
-                                  last_gamma=last_gamma, stride_on_1x1=stride_on_1x1,
-                                  conv_bias=conv_bias)
+                                  last_gamma=last_gamma)
+        if issubclass(block, Bottleneck):  # ResNet-A's 1x1 options (a BasicBlock has no 1x1)
+            self._block_kwargs.update(stride_on_1x1=stride_on_1x1, conv_bias=conv_bias)
         self._avg_down = avg_down
         self.inplanes = 2 * stem_width if stem_type == 'deep' else 64
         with self.name_scope():
