@@ -219,7 +219,9 @@ def test_proxy_substitutions():
     f = proxy(EXPERIMENTS['r50d-distill-mixup'])
     assert f.model == 'resnet18_v1d' and f.flags['teacher'] == 'resnet34_v1d'
     assert f.global_batch == 1024 // 16 and f.flags['dtype'] == 'float32'
-    assert f.flags['num_epochs'] == 7 and f.flags['warmup_epochs'] == pytest.approx(5 * 4 / 120., abs=1e-6)
+    assert f.flags['num_epochs'] == 3  # 200 x 2 / 120
+    assert f.flags['warmup_epochs'] == pytest.approx(5 * 2 / 120., abs=1e-6)
+    assert 'base_lr' not in f.flags   # the paper's 0.1 per 256 images
     assert (f.flags['mixup_alpha'], f.flags['smoothing_eps'], f.flags['temperature']) == \
         (0.2, 0.1, 20)
     assert f.flags['input_size'] == 32 and f.data == 'digits'
@@ -228,10 +230,11 @@ def test_proxy_substitutions():
     assert proxy(EXPERIMENTS['teacher-r152d-cos-ls']).model == 'resnet34_v1d'
     inc = proxy(EXPERIMENTS['inception-efficient'])
     assert inc.model == 'inceptionv3' and inc.flags['input_size'] == 75
-    assert inc.global_batch == 32 and inc.flags['num_epochs'] == 3
-    assert inc.flags['lr_decay_epoch'] == (0.75, 1.5, 2.25)
+    assert inc.global_batch == 64 and inc.flags['num_epochs'] == 2
+    assert inc.flags['lr_decay_epoch'] == (0.5, 1, 1.5) and inc.flags['base_lr'] == 0.4
+    assert 'last_gamma' not in inc.flags or not inc.flags['last_gamma']
     mob = proxy(EXPERIMENTS['mobilenet-baseline'])
-    assert (mob.global_batch, mob.flags['num_epochs']) == (8, 6)
+    assert (mob.global_batch, mob.flags['num_epochs']) == (16, 3)
     assert proxy(EXPERIMENTS['r50-baseline']).global_batch == 16
     assert proxy(EXPERIMENTS['places365-r50d-best']).data == 'digits'
     # the first report's proxy: 2 epochs, batch / 8 for every network
@@ -627,3 +630,11 @@ def test_proxy_tables_4_and_6_end_to_end(tmp_path):
     assert all(s['mean'] > 0 and s['classes'] == 10 for s in stats.values())
     assert stats['r50-baseline']['theoretical_gap'] == pytest.approx(4.394449, abs=1e-5)
     assert time.time() - tic < 240
+
+
+def test_proxy_fits_about_an_hour_on_two_cores():
+    from tools.experiments.estimate import row_seconds
+    items = plan(list(TABLES) + list(FIGURES), 'proxy', PROXY)
+    assert sum(row_seconds(e) for _, e in items) / 60 < 65
+    legacy = plan(list(TABLES) + list(FIGURES), 'proxy', PROXY_LEGACY)
+    assert 40 < sum(row_seconds(e) for _, e in legacy) / 60 < 55   # it took 48 min

@@ -101,6 +101,9 @@ def parse_args(argv=None):
                    help='do not write the report at the end')
     p.add_argument('--report-dir', default=e.get('REPORT_DIR') or None,
                    help='default: RUNS_DIR/report')
+    p.add_argument('--estimate', action='store_true',
+                   help='print the estimated time of each proxy row (tools/experiments/'
+                        'estimate.py) and run nothing')
     p.add_argument('--skip-transfer', action='store_true', default=_env_flag('SKIP_TRANSFER'),
                    help='with "all": Tables 2-7 and the figures only')
     args = p.parse_args(argv)
@@ -134,6 +137,15 @@ def main(argv=None):
     except ValueError as err:
         _say('[tables] %s' % err)
         return 2
+    if args.estimate:
+        from .estimate import row_seconds
+        total = 0.0
+        for table, exp in items:
+            total += row_seconds(exp)
+            print('# %-28s %-8s %6.1f min' % (exp.name, table, row_seconds(exp) / 60))
+        print('# total %.0f min (%d rows; estimate for the 2-core CPU of docs/proxy)'
+              % (total / 60, len(items)))
+        return 0
     if not args.dry_run:
         os.makedirs(env.runs_dir, exist_ok=True)
 
