@@ -72,9 +72,10 @@ import json, sys, argparse, mxnet as mx
 from gluon_tricks import data as gdata
 from gluon_tricks.engine import evaluate
 from gluon_tricks.model_zoo.io import load_model
-parser = argparse.ArgumentParser(); gdata.add_data_args(parser)
-args = parser.parse_args(['--use-rec', '--data-dir', sys.argv[1], '--input-size', '32',
-                          '--crop-ratio', '0.8', '-j', '1'])
+parser = argparse.ArgumentParser(); gdata.DataConfig.add_args(parser)
+args = gdata.DataConfig.from_args(parser.parse_args(
+    ['--use-rec', '--data-dir', sys.argv[1], '--input-size', '32', '--crop-ratio', '0.8',
+     '-j', '1']))
 net = load_model('resnet18_v1b', sys.argv[2])
 out = []
 for part in range(2):

@@ -14,7 +14,7 @@
 """
 from .base import (EpochLoader, derive_seed, LabelError, CorruptRecordError, CorruptImageError,
                    EmptyDatasetError)
-from .options import DataConfig, DEFAULT_DATA_DIR, add_data_args, config_from_args
+from .options import DataConfig, DEFAULT_DATA_DIR
 from .transforms import (AugmentConfig, AugParams, TrainTransform, ValTransform, decode_image,
                          image_problem, load_image, IMAGENET_MEAN, IMAGENET_STD, PARAM_FIELDS)
 from .targets import (SMOOTHING_STYLES, smooth_labels, smoothing_values, theoretical_gap,
@@ -36,7 +36,7 @@ from .digits import make_digits_dataset, DigitsInfo
 __all__ = [
     'EpochLoader', 'derive_seed', 'LabelError', 'CorruptRecordError', 'CorruptImageError',
     'EmptyDatasetError',
-    'DataConfig', 'DEFAULT_DATA_DIR', 'add_data_args', 'config_from_args',
+    'DataConfig', 'DEFAULT_DATA_DIR',
     'AugmentConfig', 'AugParams', 'TrainTransform', 'ValTransform', 'decode_image',
     'image_problem', 'load_image', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PARAM_FIELDS',
     'SMOOTHING_STYLES', 'smooth_labels', 'smoothing_values', 'theoretical_gap',

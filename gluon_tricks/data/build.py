@@ -1,8 +1,5 @@
 """The training and validation loaders a :class:`DataConfig` selects."""
-import argparse
-
 from .folder import FolderLoader
-from .options import DataConfig
 from .recordio import RecordLoader
 from .synthetic import (SyntheticLoader, IMAGENET_CLASSES, IMAGENET_TRAIN_SAMPLES,
                         IMAGENET_VAL_SAMPLES)
@@ -38,8 +35,6 @@ def build_loaders(cfg, batch_size, num_parts=1, part_index=0, seed=0, val_batch_
     progress : bool
         Progress bar for a label scan of a RecordIO file without ``.lst``.
     """
-    if isinstance(cfg, argparse.Namespace):  # compatibility until the scripts pass DataConfig
-        cfg = DataConfig.from_args(cfg)
     aug = cfg.augment()
     val_batch_size = val_batch_size or batch_size
     vparts, vindex = (num_parts, part_index) if shard_val else (1, 0)

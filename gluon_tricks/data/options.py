@@ -11,7 +11,7 @@ from typing import Optional, Tuple
 
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig
 
-__all__ = ['DataConfig', 'DEFAULT_DATA_DIR', 'add_data_args', 'config_from_args']
+__all__ = ['DataConfig', 'DEFAULT_DATA_DIR']
 
 #: GluonCV's default location of ImageNet.
 DEFAULT_DATA_DIR = '~/.mxnet/datasets/imagenet'
@@ -178,15 +178,3 @@ class DataConfig:
     def root(self):
         """``--data-dir`` with ``~`` expanded."""
         return os.path.expanduser(self.data_dir)
-
-
-# Compatibility for callers not yet moved to DataConfig (the training script, the report);
-# remove once they use DataConfig.add_args / DataConfig.from_args.
-def add_data_args(parser):
-    """Deprecated: :meth:`DataConfig.add_args`."""
-    return DataConfig.add_args(parser)
-
-
-def config_from_args(args):
-    """Deprecated: ``DataConfig.from_args(args).augment()``."""
-    return DataConfig.from_args(args).augment()
