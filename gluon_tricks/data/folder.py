@@ -1,7 +1,7 @@
 """Class-folder data (no RecordIO needed): ``root/<class>/<image>``.
 
 Folders and RecordIO files run through the same pipeline (:mod:`.pipeline`: sharding,
-per-sample seeds, the transforms of :mod:`.augment`); only the source of the encoded images
+per-sample seeds, the transforms of :mod:`.transforms`); only the source of the encoded images
 differs.
 """
 import os

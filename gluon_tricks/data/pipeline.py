@@ -97,7 +97,7 @@ class AugmentedDataset(object):
 
     ``dataset[i]`` gives validation sample ``i``; ``dataset[(i, s)]`` training sample ``i``
     with the generator ``numpy.random.default_rng([s, i])``. Returns ``(float32 (3, S, S),
-    float32 label)``, plus the float32 draws in :data:`~gluon_tricks.data.augment.PARAM_FIELDS`
+    float32 label)``, plus the float32 draws in :data:`~gluon_tricks.data.transforms.PARAM_FIELDS`
     order when ``with_params`` (training only; for the statistical tests of the pipeline).
 
     Parameters
