@@ -1,51 +1,20 @@
-"""Low-precision training (section 3.2): float16 parameters and activations with a float32
-master copy for the update, loss scaling, and bfloat16 through MXNet's AMP.
+"""Low-precision training (section 3.2): float16 with a float32 master copy and loss scaling,
+and bfloat16 through MXNet's AMP.
 
-Three data types are supported, chosen once per run:
+* ``'float32'``: nothing changes.
+* ``'float16'`` (the paper's FP16): :func:`cast_network` casts the network (BatchNorm stays
+  float32 in MXNet 1.9.1), the batch is cast too (:func:`data_dtype`), the optimizer runs with
+  ``multi_precision=True`` and :class:`LossScaler` scales the loss. MXNet 1.9.1 has no float16
+  GEMM on CPU: this needs a GPU (the tests run its parts on CPU).
+* ``'bfloat16'``: AMP casts Convolution/FullyConnected to bfloat16, parameters stay float32,
+  no loss scaling. It needs oneDNN's bfloat16 kernels (AVX-512 CPUs; :func:`bfloat16_supported`
+  probes, :func:`init_amp` refuses otherwise, naming the missing CPU flag). AMP patches
+  ``mx.nd``/``mx.sym`` process-wide, so the order matters::
 
-``'float32'``
-    Nothing changes.
-``'float16'`` (the paper's FP16)
-    :func:`cast_network` runs ``net.cast('float16')``: parameters, gradients and activations
-    become float16, except the BatchNorm layers, which MXNet 1.9.1 keeps in float32
-    (``_BatchNorm.cast`` maps ``float16`` to ``float32``; :func:`cast_network` verifies it).
-    The input batch must be cast to float16 as well (:func:`data_dtype`), the optimizer must
-    run with ``multi_precision=True`` (a float32 master copy of every float16 weight, updated
-    in float32 and copied back rounded to float16) and the loss may be multiplied by a scale
-    (:class:`LossScaler`) so that small gradients do not flush to zero in float16.
-    MXNet 1.9.1 has no float16 GEMM on CPU (``FP16 gemm on cpu not implemented!``): this path
-    needs a GPU; on CPU only its parts run (the multi-precision update, loss scaling and the
-    overflow check), and those are what the tests exercise.
-``'bfloat16'``
-    Through ``mxnet.contrib.amp``: parameters stay float32, AMP inserts casts so that
-    ``Convolution`` and ``FullyConnected`` run in bfloat16 and the rest (BatchNorm with
-    float32 parameters, softmax, the loss) in float32. bfloat16 has float32's exponent range,
-    so no loss scaling is needed (use ``LossScaler(None)``) and no multi-precision optimizer.
-    The order matters::
-
-        init_amp('bfloat16')          # 1. first: patches mx.nd / mx.sym operator functions
-        net = build_network(...)      # 2. then build,
-        net = cast_network(net, 'bfloat16')   # (checks that step 1 happened)
-        net.hybridize()               # 3. and hybridize / run the first forward.
-
-    AMP replaces the operator functions of ``mx.nd`` and ``mx.sym`` process-wide and for good
-    (there is no ``amp.uninit``). Gluon layers look the operator up at call time, so a
-    network built before ``amp.init`` still gets the casts, but a graph already hybridized
-    and cached does not, and neither does code that bound an operator function before the
-    call; hence "first". ``amp.init_trainer`` is *not* needed for bfloat16: it only enables
-    AMP's own dynamic loss scaling, which bfloat16 does not need. (AMP does scale the
-    gradient of the legacy ``SoftmaxOutput``-style output operators by its loss scale 2**16
-    from ``amp.init`` on; Gluon's losses do not use them.)
-
-    Running it needs oneDNN bfloat16 kernels for convolution and inner product, which the
-    oneDNN inside the mxnet 1.9.1 wheel only provides on CPUs with AVX-512 (avx512_core,
-    native with avx512_bf16/AMX). On an AVX2-only CPU every bfloat16 ``Convolution`` or
-    ``FullyConnected`` fails with ``MXNetError: could not create a primitive descriptor
-    iterator``; :func:`bfloat16_supported` probes for this and :func:`init_amp` refuses to
-    start such a run with an explicit error, naming the missing CPU flag, instead of failing
-    at the first batch. :func:`bfloat16_cpu_support` reads the flags (``/proc/cpuinfo``,
-    :func:`cpu_flags`): bfloat16 is native with ``avx512_bf16`` or ``amx_bf16`` (with either,
-    the probe passes; the tests skip bfloat16 training without them).
+      init_amp('bfloat16')                  # 1. first
+      net = get_model('resnet50_v1d')       # 2. then build
+      net = cast_network(net, 'bfloat16')   #    (checks that step 1 happened)
+      net.hybridize()                       # 3. then hybridize / run the first forward
 """
 import math
 import os

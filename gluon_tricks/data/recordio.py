@@ -1,24 +1,11 @@
-"""RecordIO data: the ``.rec``/``.idx`` files of MXNet's im2rec, read in Python.
+"""The RecordIO source: :class:`RecordLoader` over a ``.rec``/``.idx`` pair.
 
-The records are read with plain file reads (:class:`RecordFile`: the RecordIO framing and the
-image-record header, checked record by record), decoded with OpenCV and augmented by the
-pipeline every source shares (:mod:`.pipeline`, :mod:`.transforms`). ``mx.io.ImageRecordIter`` is
-not used, for three reasons found in MXNet 1.9.1 (``src/io/iter_image_recordio_2.cc``):
-
-* with ``seed_aug`` it re-seeds its augmenter for every record from the record's position
-  within the batch (``prnd->seed(idx + seed_aug + 111)``), so sample ``j`` of every batch of
-  an epoch gets the same crop, flip, colour and lighting draws; without ``seed_aug`` the
-  generators are seeded with fixed constants per decoding thread, and which thread takes which
-  record is decided by a race, so an epoch cannot be reproduced. Independent draws and exact
-  resume cannot both be had from it;
-* its random-resized crop resizes into the buffer it reads from when the stored image has
-  exactly the input size, returning corrupted images;
-* a record that does not decode kills the process (SIGFPE in the validation resize) and a
-  damaged file can crash its C++ reader, with no file named.
-
-Sharding, shuffling and the last batch follow :class:`.ShardBatchSampler` (the parts are
-strided slices of a per-epoch permutation of the whole file, so the ``.rec`` does not need to
-be shuffled when packed).
+Records are read in Python (:class:`~gluon_tricks.data.RecordFile`), decoded with OpenCV and
+augmented by the pipeline every image source shares (:mod:`.pipeline`); the parts are strided
+slices of a per-epoch permutation of the whole file, so a ``.rec`` need not be shuffled when
+packed. ``mx.io.ImageRecordIter`` is not used: with ``seed_aug`` sample ``j`` of every batch
+gets the same draws, without it an epoch cannot be reproduced, and a bad record kills the
+process (MXNet 1.9.1; details in docs/design.md).
 """
 import os
 
