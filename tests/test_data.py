@@ -64,6 +64,13 @@ def _corrupt_copy(src_rec, dst_rec, bad_key):
     dst.close()
 
 
+def _no_augment():
+    """Every random augmentation off: the crop is the largest centered square, resized."""
+    return gd.AugmentConfig(input_size=INPUT, random_area=(1.0, 1.0), aspect_ratio=(1.0, 1.0),
+                            mirror=False, brightness=0.0, contrast=0.0, saturation=0.0,
+                            hue=0.0, pca_noise=0.0)
+
+
 def _collect(loader, epoch=None):
     it = loader.iter_epoch(epoch) if epoch is not None else iter(loader)
     datas, labels = [], []
@@ -284,7 +291,7 @@ def test_read_label_file_formats(tmp_path):
 def test_record_train_normalizes_constant_colors_exactly(color_rec, color_tree):
     res, classes = color_rec
     _, files = color_tree
-    cfg = gd.AugmentConfig.no_augment(input_size=INPUT)
+    cfg = _no_augment()
     loader = gd.RecordLoader(res.rec_path, batch_size=4, aug=cfg, num_workers=2,
                              progress=False)
     assert loader.num_samples == 15 and loader.num_classes == 3 and len(loader) == 3
@@ -363,7 +370,7 @@ def test_record_train_epochs_are_reproducible(digits_rec):
 
 def test_record_sharding_is_disjoint(color_rec):
     res, _ = color_rec
-    cfg = gd.AugmentConfig.no_augment(input_size=INPUT)
+    cfg = _no_augment()
     seen, train_ids = [], []
     for part in range(2):
         val = gd.RecordLoader(res.rec_path, batch_size=3, train=False, aug=cfg, num_parts=2,
@@ -569,7 +576,7 @@ def test_record_reader_joins_continuation_parts(tmp_path):
 
 def test_folder_normalization_labels_and_sharding(color_tree):
     root, files = color_tree
-    cfg = gd.AugmentConfig.no_augment(input_size=INPUT)
+    cfg = _no_augment()
     classes = ['ant', 'bee', 'cat']
     by_index = {k: (rgb, classes.index(rel.split('/')[0])) for rel, (k, rgb) in files.items()}
     val_ids, train_ids = [], []

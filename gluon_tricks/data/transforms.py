@@ -94,24 +94,8 @@ class AugmentConfig:
         """
         return int(math.ceil(self.input_size / self.crop_ratio))
 
-    @classmethod
-    def no_augment(cls, **changes):
-        """A training configuration with every random augmentation switched off.
-
-        Area 1 and aspect ratio 1, no flip, no jitter, no lighting noise: the crop is the
-        largest centered square, resized to the input size. Meant for checks of the
-        normalization and of the sample order, not as a training setting.
-        """
-        base = dict(random_area=(1.0, 1.0), aspect_ratio=(1.0, 1.0), mirror=False,
-                    brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, pca_noise=0.0)
-        base.update(changes)
-        return cls(**base)
-
-    #: The fields that define :class:`ValTransform` (what an export's metadata records).
-    VAL_FIELDS = ('input_size', 'crop_ratio', 'mean', 'std')
-
     def val_meta(self):
-        """The :attr:`VAL_FIELDS` as JSON values (export metadata)."""
+        """The fields that define :class:`ValTransform`, as JSON values (export metadata)."""
         return {'input_size': int(self.input_size), 'crop_ratio': float(self.crop_ratio),
                 'mean': [float(v) for v in self.mean], 'std': [float(v) for v in self.std]}
 

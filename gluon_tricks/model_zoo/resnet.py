@@ -272,11 +272,6 @@ class ResNetV1(HybridBlock):
             x = self.drop(x)
         return self.fc(x)
 
-    def residual_blocks(self):
-        """Return every residual block, stage by stage."""
-        return [b for layer in (self.layer1, self.layer2, self.layer3, self.layer4)
-                for b in layer]
-
     def file_keys(self):
         """Structural name (``layer1.0.conv2.weight``) -> the key that :meth:`save_parameters`
         writes it under (``features.4.0.body.3.weight`` for the ``'gluoncv_v1'`` layout)."""
