@@ -313,7 +313,6 @@ class ValTransform(object):
     """
 
     def __init__(self, cfg):
-        import numpy as np
         self.cfg = cfg
 
     def __call__(self, img):
