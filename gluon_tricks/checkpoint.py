@@ -9,11 +9,9 @@ Layout of ``save_dir`` (``prefix='checkpoint'``)::
                                     the 8th (SIGTERM/SIGINT, --checkpoint-interval)
         net.params                  net.save_parameters: structural names, GluonCV-compatible
         trainer.states              trainer.save_states: momentum, float32 master weights
-                                    (multi_precision) and the pickled optimizer (lr schedule,
-                                    update counts)
-        state.json                  epoch, batch, the caller's state (scheduler position,
-                                    best metric, loss scaler, seeds...), file list and the
-                                    sha256 of every file (verified before loading)
+                                    and the pickled optimizer (update counts)
+        state.json                  epoch, batch, the caller's state (best metric, partial
+                                    sums, the loss scaler ...) and every file's sha256
     checkpoint-best -> .checkpoint-best-epoch0005   symlink swapped atomically
     .checkpoint-best-epoch0005/     hard links (or copies) of the best epoch's files
 
@@ -34,13 +32,9 @@ only when the process that wrote them is gone). Readers follow the pointer, so t
 see a partial directory; when the pointer itself is missing or damaged,
 :meth:`CheckpointManager.load_latest` scans for the newest complete directory (a directory
 only gets its final name once complete). A full disk ends ``save`` with
-:class:`~gluon_tricks.errors.DiskFullError` and the previous checkpoint in place.
-
-Everything is written by the caller's process; under data parallelism only one rank (rank 0)
-should save, and every rank may load.
+:class:`~gluon_tricks.errors.DiskFullError` and the previous checkpoint in place. Under data
+parallelism only rank 0 saves; every rank may load.
 """
-import errno
-import hashlib
 import json
 import os
 import re
@@ -49,7 +43,9 @@ import time
 
 import mxnet as mx
 
-from .errors import DiskFullError, UserError, mxnet_error_line
+from .errors import UserError, mxnet_error_line
+from .fsutil import (disk_full_error, fsync_dir, fsync_file, is_disk_full, pid_alive, sha256,
+                     write_atomic)
 
 __all__ = ['CheckpointError', 'Checkpoint', 'CheckpointManager']
 
@@ -63,72 +59,6 @@ class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be used (missing, corrupt or not matching the model).
 
     A user error: ``run_main`` shows its message without a traceback."""
-
-
-def _sha256(path, chunk=1 << 22):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _is_disk_full(err):
-    """Whether ``err`` (OSError or MXNetError) means the device (or the quota) is full."""
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    text = str(err)
-    return isinstance(err, mx.base.MXNetError) and (
-        'Write incomplete' in text or 'No space left' in text)
-
-
-def disk_full_error(save_dir, what, previous=None):
-    """The :class:`~gluon_tricks.errors.DiskFullError` for a write into ``save_dir`` that
-    found the device full."""
-    return DiskFullError(
-        'no space left on the device holding %s: %s was not written%s. Free space there (or '
-        'use another --save-dir) and continue with --resume.'
-        % (os.path.abspath(save_dir), what,
-           '; the previous checkpoint %s is kept' % previous if previous else ''))
-
-
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path):
-    with open(path, 'rb+') as f:
-        os.fsync(f.fileno())
-
-
-def _write_atomic(path, text):
-    """Write ``text`` to ``path`` via a temporary file, fsync and ``os.replace``."""
-    tmp = '%s.tmp-%d' % (path, os.getpid())
-    with open(tmp, 'w') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(os.path.dirname(os.path.abspath(path)))
-
-
-def _pid_alive(pid):
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except OSError as err:
-        return err.errno == errno.EPERM
-    return True
 
 
 def _read_json(path, what):
@@ -215,7 +145,7 @@ class Checkpoint(object):
         for fname, expected in sorted(self.meta.get('sha256', {}).items()):
             path = os.path.join(self.directory, fname)
             try:
-                actual = _sha256(path)
+                actual = sha256(path)
             except OSError as err:
                 raise CheckpointError('cannot read checkpoint file %s: %s' % (path, err))
             if actual != expected:
@@ -226,15 +156,16 @@ class Checkpoint(object):
                     % (path, actual[:16] + '...', expected[:16] + '...', self.directory))
 
     def restore(self, net, trainer=None, ctx=None, allow_missing=False, ignore_extra=False,
-                cast_dtype=False):
-        """Load the parameters into ``net`` and, if given, the optimizer states into
-        ``trainer``; return :attr:`state`.
+                cast_dtype=False, hyper=None, stateful=None):
+        """Verify the files (:meth:`verify`), load the parameters into ``net`` and, if given,
+        the optimizer states into ``trainer``; return :attr:`state`.
 
-        ``trainer.load_states`` replaces the trainer's optimizer by the pickled one: its
-        learning-rate scheduler, update counts and hyper-parameters come from the checkpoint
-        (exact resume); use ``trainer.optimizer`` / ``trainer.learning_rate`` afterwards, not a
-        scheduler object kept from before the restore. The files are first verified against
-        their recorded sha256 (:meth:`verify`).
+        ``trainer.load_states`` replaces the trainer's optimizer by the pickled one (update
+        counts, momentum, master weights). ``hyper`` (e.g. ``{'lr_scheduler': ...,
+        'momentum': ..., 'wd': ...}``) is then set on it: the schedule is a function of the
+        update count, so a scheduler built from the same flags continues exactly. Every
+        ``stateful`` object (``{name: obj}``, e.g. the loss scaler) gets
+        ``obj.load_state_dict`` of what :meth:`CheckpointManager.save` stored for ``name``.
         """
         self.verify()
         try:
@@ -253,6 +184,11 @@ class Checkpoint(object):
             except Exception as err:  # unpickling errors have many types
                 raise CheckpointError('trainer states %s cannot be loaded into this trainer '
                                       '(%s: %s)' % (self.states_path, type(err).__name__, err))
+            for key, value in (hyper or {}).items():
+                setattr(trainer.optimizer, key, value)
+        saved = self.state.get('stateful') or {}
+        for name, obj in (stateful or {}).items():
+            obj.load_state_dict(saved.get(name) or {})
         return self.state
 
     def __repr__(self):
@@ -316,7 +252,7 @@ class CheckpointManager(object):
         return None
 
     # -- saving -----------------------------------------------------------------------------
-    def save(self, epoch, net, trainer=None, state=None, is_best=False, batch=0):
+    def save(self, epoch, net, trainer=None, state=None, is_best=False, batch=0, stateful=None):
         """Save a checkpoint atomically and return its directory.
 
         Parameters
@@ -326,13 +262,15 @@ class CheckpointManager(object):
         net : mxnet.gluon.Block
         trainer : mxnet.gluon.Trainer or None
         state : dict or None
-            JSON-serialisable: scheduler position, best metric, loss-scaler
-            ``state_dict()``, seeds, anything needed to resume.
+            JSON-serialisable: best metric, partial sums, anything needed to resume.
         is_best : bool
             Also make this checkpoint ``<prefix>-best``.
         batch : int
             Batches completed of epoch ``epoch + 1`` (a mid-epoch checkpoint,
             ``<prefix>-epoch%04d-batch%06d``); 0 at the end of an epoch.
+        stateful : dict, optional
+            ``{name: obj}``: ``obj.state_dict()`` is saved under ``state['stateful'][name]``
+            and given back by :meth:`Checkpoint.restore` (e.g. the loss scaler).
 
         Raises
         ------
@@ -341,6 +279,8 @@ class CheckpointManager(object):
             the previous one is still the latest.
         """
         epoch, batch = int(epoch), int(batch)
+        if stateful:
+            state = dict(state or {}, stateful={k: v.state_dict() for k, v in stateful.items()})
         meta = {'format': FORMAT_VERSION, 'epoch': epoch, 'batch': batch, 'time': time.time(),
                 'mxnet_version': mx.__version__, 'model': type(net).__name__,
                 'files': {'params': PARAMS_FILE,
@@ -362,25 +302,25 @@ class CheckpointManager(object):
             try:
                 params_path = os.path.join(tmp, PARAMS_FILE)
                 net.save_parameters(params_path)
-                _fsync_file(params_path)
+                fsync_file(params_path)
                 written = [PARAMS_FILE]
                 if trainer is not None:
                     states_path = os.path.join(tmp, STATES_FILE)
                     trainer.save_states(states_path)
-                    _fsync_file(states_path)
+                    fsync_file(states_path)
                     written.append(STATES_FILE)
-                meta['sha256'] = {f: _sha256(os.path.join(tmp, f)) for f in written}
+                meta['sha256'] = {f: sha256(os.path.join(tmp, f)) for f in written}
                 with open(os.path.join(tmp, STATE_FILE), 'w') as f:
                     f.write(json.dumps(meta, indent=1, sort_keys=True))
                     f.flush()
                     os.fsync(f.fileno())
-                _fsync_dir(tmp)
+                fsync_dir(tmp)
 
                 referenced = {self._latest_dir_name(), self._best_dir_name()}
                 name = self._free_epoch_name(epoch, referenced, batch)
                 final = os.path.join(self.save_dir, name)
                 os.rename(tmp, final)
-                _fsync_dir(self.save_dir)
+                fsync_dir(self.save_dir)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
@@ -389,7 +329,7 @@ class CheckpointManager(object):
                 self._make_best(name, epoch)
             self._prune()
         except (OSError, mx.base.MXNetError) as err:
-            if not _is_disk_full(err):
+            if not is_disk_full(err):
                 raise
             try:
                 previous = self._latest_dir_name()
@@ -414,7 +354,7 @@ class CheckpointManager(object):
         return name
 
     def _write_pointer(self, name, epoch, batch=0):
-        _write_atomic(self.latest_path, json.dumps(
+        write_atomic(self.latest_path, json.dumps(
             {'format': FORMAT_VERSION, 'dir': name, 'epoch': epoch, 'batch': batch,
              'time': time.time()}, indent=1, sort_keys=True))
 
@@ -436,8 +376,8 @@ class CheckpointManager(object):
                     os.link(os.path.join(src, fname), os.path.join(tmp, fname))
                 except OSError:
                     shutil.copy2(os.path.join(src, fname), os.path.join(tmp, fname))
-                    _fsync_file(os.path.join(tmp, fname))
-            _fsync_dir(tmp)
+                    fsync_file(os.path.join(tmp, fname))
+            fsync_dir(tmp)
             os.rename(tmp, os.path.join(self.save_dir, best_name))
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -450,16 +390,16 @@ class CheckpointManager(object):
                                   % self.best_path)
         os.symlink(best_name, link_tmp)          # relative: the save_dir can be moved
         os.replace(link_tmp, self.best_path)     # atomic swap of the symlink
-        _fsync_dir(self.save_dir)
+        fsync_dir(self.save_dir)
 
     def _remove_stale_tmp(self):
         for entry in os.listdir(self.save_dir):
             path = os.path.join(self.save_dir, entry)
             m = self._tmp_re.match(entry)
-            if m and not _pid_alive(int(m.group(1))):
+            if m and not pid_alive(int(m.group(1))):
                 shutil.rmtree(path, ignore_errors=True)
             m = self._tmp_file_re.match(entry)
-            if m and not _pid_alive(int(m.group(1))):
+            if m and not pid_alive(int(m.group(1))):
                 os.remove(path)
 
     def _prune(self):
@@ -565,10 +505,3 @@ class CheckpointManager(object):
             raise CheckpointError('best checkpoint link %s refers to a missing directory %s'
                                   % (self.best_path, os.readlink(self.best_path)))
         return Checkpoint(self.best_path)
-
-    def restore_latest(self, net, trainer=None, ctx=None, **kwargs):
-        """``load_latest()`` then ``restore``; returns the :class:`Checkpoint` or ``None``."""
-        ckpt = self.load_latest()
-        if ckpt is not None:
-            ckpt.restore(net, trainer, ctx=ctx, **kwargs)
-        return ckpt

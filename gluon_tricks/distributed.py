@@ -362,11 +362,10 @@ def run_main(fn, *args, **kwargs):
 def _is_user_error(exc):
     """Errors that our own checks raise for bad flags, files, data or checkpoints (and NaN
     losses): every :class:`~gluon_tricks.errors.UserError` (``CheckpointError``,
-    ``DiskFullError``, ``Preempted`` ...), ``ValueError``, ``OSError``, ``SystemExit`` and
-    anything with ``user_error = True``."""
+    ``DiskFullError``, ``NonFiniteLossError``, ``Preempted`` ...), ``ValueError``,
+    ``OSError`` and ``SystemExit``."""
     from .errors import UserError
-    return isinstance(exc, (UserError, ValueError, OSError, SystemExit)) or \
-        getattr(exc, 'user_error', False)
+    return isinstance(exc, (UserError, ValueError, OSError, SystemExit))
 
 
 def _report_failure(exc, code):

@@ -1,12 +1,10 @@
-"""One training step and one evaluation pass, shared by every training mode.
+"""The classification step with the paper's tricks, and top-1/top-5 evaluation.
 
 Single device, several devices and Horovod all go through :class:`TrainStep` and
 :func:`evaluate`; what differs (the trainer, the collectives) comes from
-:class:`gluon_tricks.distributed.DistContext`.
-
-Nothing here synchronises with the host per batch: losses, accuracy counts and the index of
-the first non-finite loss accumulate on the device and are read at log points only
-(:meth:`TrainStep.read_meters`).
+:class:`gluon_tricks.distributed.DistContext`. Nothing here synchronises with the host per
+batch: a step returns its loss sum and correct count as device arrays (the loop reads them
+at log points, :class:`gluon_tricks.training.Meter`).
 """
 import mxnet as mx
 import numpy as np
@@ -15,12 +13,7 @@ from mxnet import autograd, gluon
 from .data.targets import mixup, sample_mixup_lambda, smooth_labels
 from .loss import DistillationLoss, SoftTargetCrossEntropy
 
-__all__ = ['Recipe', 'TrainStep', 'evaluate', 'NonFiniteLossError']
-
-
-class NonFiniteLossError(RuntimeError):
-    """Raised when the training loss became NaN or infinite."""
-    user_error = True  # reported without a traceback by run_main
+__all__ = ['Recipe', 'TrainStep', 'evaluate']
 
 
 class Recipe(object):
@@ -107,14 +100,6 @@ class TrainStep(object):
         self.sparse_loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
         # collected once: walking the block tree costs milliseconds per step
         self._params = net.collect_params()
-        self.reset_meters()
-
-    def reset_meters(self):
-        """Forget the accumulated per-batch loss sums and correct counts."""
-        self._loss_sums, self._corrects = [], []  # small device arrays, one per batch
-        self._samples = 0
-        self._batches = 0
-        self._first_batch = 0
 
     def _targets(self, label, epoch):
         """Per-device (soft or sparse) targets, before mixup."""
@@ -139,9 +124,10 @@ class TrainStep(object):
 
         Returns
         -------
-        bool
-            Whether the parameters were updated (False when the loss scaler skipped an
-            overflowing step).
+        list of mxnet.nd.NDArray
+            ``[loss_sum, correct]`` over the batch, on the first device (not synchronised):
+            the summed per-sample loss and the top-1 hits against the unmixed labels. (An
+            overflowing float16 step is skipped by the loss scaler, ``scaler.num_skipped``.)
         """
         datas = gluon.utils.split_and_load(data, self.devices, even_split=False)
         labels = gluon.utils.split_and_load(label, self.devices, even_split=False)
@@ -158,8 +144,7 @@ class TrainStep(object):
             if self.teacher is not None:
                 teacher_out.append(self.teacher(x.astype(self.dtype, copy=False))
                                    .astype('float32', copy=False))
-        if not self._loss_sums:
-            self._first_batch = batch_index
+        loss_sums, corrects = [], []
         with autograd.record():
             losses = []
             for i, x in enumerate(inputs):
@@ -171,67 +156,29 @@ class TrainStep(object):
                 else:
                     loss = self.sparse_loss_fn(out, targets[i])
                 losses.append(loss)
-                self._accumulate(out, labels[i], loss)
+                with autograd.pause():
+                    loss_sums.append(loss.sum().as_in_context(self.devices[0]))
+                    corrects.append((out.argmax(axis=1) == labels[i]).sum()
+                                    .as_in_context(self.devices[0]))
             scaled = [self.scaler.scale_loss(loss) for loss in losses]
         autograd.backward(scaled)
-        self._samples += data.shape[0]
-        self._batches += 1
-        return self.scaler.step(self.trainer, data.shape[0], self._params)
-
-    def _accumulate(self, out, label, loss):
-        ctx = self.devices[0]
-        with autograd.pause():
-            # two small device ops per batch; summed and checked at read_meters only
-            self._loss_sums.append(loss.sum().as_in_context(ctx))
-            self._corrects.append((out.argmax(axis=1) == label).sum().as_in_context(ctx))
-            if len(self._loss_sums) >= 512:  # fold on the device, still without a sync
-                self._loss_sums = [mx.nd.concat(*[a.reshape((-1,)) for a in self._loss_sums],
-                                                dim=0)]
-                self._corrects = [mx.nd.add_n(*self._corrects)]
-
-    def read_meters(self):
-        """Read and reset the accumulators (the one host synchronisation of a log interval).
-
-        Returns
-        -------
-        dict
-            ``loss`` (mean per sample), ``accuracy`` (top-1 against the unmixed labels),
-            ``samples``, ``batches``, ``first_bad_batch`` (index of the first batch whose loss
-            was NaN or infinite, -1 when every loss was finite).
-        """
-        n = max(self._samples, 1)
-        first_bad = -1
-        loss_total = correct = 0.0
-        if self._loss_sums:
-            per_device = len(self.devices)
-            sums = mx.nd.concat(*[a.reshape((-1,)) for a in self._loss_sums], dim=0).asnumpy()
-            # one entry per device and batch, in batch order (earlier folds first)
-            per_batch = sums.reshape((-1, per_device)).sum(axis=1) \
-                if sums.size % per_device == 0 else sums
-            bad = np.flatnonzero(~np.isfinite(per_batch))
-            if bad.size:
-                first_bad = self._first_batch + int(bad[0])
-            loss_total = float(per_batch.sum())
-            correct = float(mx.nd.add_n(*self._corrects).asscalar())
-        meters = {'loss': loss_total / n, 'accuracy': correct / n,
-                  'samples': self._samples, 'batches': self._batches,
-                  'first_bad_batch': first_bad}
-        self.reset_meters()
-        return meters
+        self.scaler.step(self.trainer, data.shape[0], self._params)
+        if len(loss_sums) == 1:
+            return [loss_sums[0], corrects[0]]
+        return [mx.nd.add_n(*loss_sums), mx.nd.add_n(*corrects)]
 
 
 def evaluate(net, loader, devices, dist=None, dtype='float32', topk=5):
     """Top-1 and top-k accuracy over a whole validation set.
 
-    Padding added by the loader to fill the last batch is ignored, and with Horovod the
-    counts of every rank are summed, so the result equals one process over the same data.
+    With Horovod the counts of every rank are summed, so the result equals one process over
+    the same data.
 
     Parameters
     ----------
     net : mxnet.gluon.HybridBlock
     loader : iterable
-        Yields ``(data, label)`` or ``(data, label, num_valid)`` where only the first
-        ``num_valid`` samples of the batch are real.
+        Yields ``(data, label)`` batches.
     devices : list of mxnet.Context
     dist : gluon_tricks.distributed.DistContext, optional
     dtype : str
@@ -246,11 +193,6 @@ def evaluate(net, loader, devices, dist=None, dtype='float32', topk=5):
     counts = mx.nd.zeros((3,), ctx=ctx)
     for batch in loader:
         data, label = batch[0], batch[1]
-        valid = batch[2] if len(batch) > 2 else data.shape[0]
-        if valid < data.shape[0]:
-            data, label = data[:valid], label[:valid]
-        if valid == 0:
-            continue
         datas = gluon.utils.split_and_load(data, devices, even_split=False)
         labels = gluon.utils.split_and_load(label, devices, even_split=False)
         for x, y in zip(datas, labels):

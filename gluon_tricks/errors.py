@@ -5,12 +5,12 @@
 error and keeps its traceback.
 """
 
-__all__ = ['UserError', 'DiskFullError', 'Preempted', 'ResumeConfigError', 'mxnet_error_line']
+__all__ = ['UserError', 'DiskFullError', 'Preempted', 'ResumeConfigError',
+           'NonFiniteLossError', 'mxnet_error_line']
 
 
 class UserError(Exception):
     """Base class of every error whose message tells the user what to change."""
-    user_error = True
 
 
 class DiskFullError(UserError, OSError):
@@ -31,6 +31,11 @@ class Preempted(UserError):
 
 class ResumeConfigError(UserError, ValueError):
     """``--resume`` with flags that define the training differently from the checkpoint."""
+
+
+class NonFiniteLossError(UserError, ArithmeticError):
+    """The training loss became NaN or infinite (the message names the epoch, the batch and
+    the last good checkpoint)."""
 
 
 def mxnet_error_line(err):

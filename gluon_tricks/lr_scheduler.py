@@ -14,12 +14,13 @@ the per-weight counter (starting at ``begin_num_update``, default 0) *before*
 ``Optimizer._get_lrs`` calls ``lr_scheduler(self.num_update)``. The first training step
 therefore asks for ``num_update = 1``. :meth:`LRScheduler.__call__` maps it back::
 
-    iteration = offset + max(num_update, 1) - 1
+    iteration = max(num_update, 1) - 1
 
 so the first batch (``num_update = 1``) gets ``lr_at(0)``, the first warmup value.
 (``Trainer.learning_rate`` read before any update calls the scheduler with
-``num_update = 0``, which is clamped to the same ``lr_at(offset)``; read after ``k``
-updates it reports the lr of the ``k``-th batch, i.e. the lr just applied.)
+``num_update = 0``, which is clamped to the same ``lr_at(0)``; read after ``k`` updates it
+reports the lr of the ``k``-th batch, i.e. the lr just applied.) A resumed run restores the
+optimizer's update count from its checkpoint, so the schedule continues where it stopped.
 
 Warmup (paper sec. 3.1)
 -----------------------
@@ -102,12 +103,6 @@ class LRScheduler(mx.lr_scheduler.LRScheduler):
         Exponent of ``'poly'``.
     target_lr : float, default 0.0
         End value of ``'cosine'``, ``'poly'`` and ``'linear'`` (paper: 0).
-    offset : int, default 0
-        Iterations already done before the optimizer's update counter started: the
-        optimizer's ``num_update`` is mapped to iteration ``offset + num_update - 1``.
-        Use ``resume_epoch * iters_per_epoch`` when resuming with a fresh Trainer (or
-        leave 0 and pass ``begin_num_update`` to the optimizer instead). Note: GluonCV's
-        ``offset`` has the opposite meaning (it delays the schedule).
 
     Raises
     ------
@@ -117,7 +112,7 @@ class LRScheduler(mx.lr_scheduler.LRScheduler):
 
     def __init__(self, mode, base_lr, iters_per_epoch, num_epochs, warmup_epochs=0,
                  warmup_lr=0.0, step_epochs=(30, 60, 90), step_factor=0.1, power=2.0,
-                 target_lr=0.0, offset=0):
+                 target_lr=0.0):
         if mode not in MODES:
             raise ValueError('unknown lr mode %r; valid modes: %s' % (mode, ', '.join(MODES)))
         if not _is_number(base_lr) or base_lr <= 0:
@@ -135,8 +130,6 @@ class LRScheduler(mx.lr_scheduler.LRScheduler):
         if not _is_number(warmup_lr) or not 0 <= warmup_lr <= base_lr:
             raise ValueError('warmup_lr must be in [0, base_lr=%r], got %r'
                              % (base_lr, warmup_lr))
-        if not _is_int(offset) or offset < 0:
-            raise ValueError('offset must be an integer >= 0, got %r' % (offset,))
 
         total = num_epochs * iters_per_epoch
         warmup_iters = int(round(warmup_epochs * iters_per_epoch))
@@ -185,7 +178,6 @@ class LRScheduler(mx.lr_scheduler.LRScheduler):
         self.step_factor = step_factor
         self.power = power
         self.target_lr = target_lr
-        self.offset = offset
         self.total_iters = total
         self.warmup_iters = warmup_iters
         self.step_iters = step_iters
@@ -225,23 +217,23 @@ class LRScheduler(mx.lr_scheduler.LRScheduler):
 
     def iteration_of(self, num_update):
         """Map MXNet's ``num_update`` (first step = 1) to the 0-based iteration."""
-        return self.offset + max(int(num_update), 1) - 1
+        return max(int(num_update), 1) - 1
 
     def __call__(self, num_update):
         """Learning rate for MXNet's optimizer update count ``num_update``.
 
         ``num_update`` counts from 1 (MXNet increments before asking), so this returns
-        ``lr_at(offset + num_update - 1)``; ``num_update = 0`` is treated as 1.
+        ``lr_at(num_update - 1)``; ``num_update = 0`` is treated as 1.
         """
         return self.lr_at(self.iteration_of(num_update))
 
     def __repr__(self):
         return ('LRScheduler(mode=%r, base_lr=%r, iters_per_epoch=%r, num_epochs=%r, '
                 'warmup_epochs=%r, warmup_lr=%r, step_epochs=%r, step_factor=%r, power=%r, '
-                'target_lr=%r, offset=%r)' % (
+                'target_lr=%r)' % (
                     self.mode, self.base_lr, self.iters_per_epoch, self.num_epochs,
                     self.warmup_epochs, self.warmup_lr, self.step_epochs, self.step_factor,
-                    self.power, self.target_lr, self.offset))
+                    self.power, self.target_lr))
 
 
 def linear_scaled_lr(global_batch_size, base_lr=0.1, base_batch_size=256):

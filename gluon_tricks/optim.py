@@ -240,7 +240,7 @@ def apply_no_bias_decay(net, linear_types=LINEAR_TYPES, norm_types=NORM_TYPES):
 
 
 def optimizer_params(lr_scheduler=None, base_lr=None, momentum=0.9, wd=1e-4,
-                     multi_precision=False, clip_gradient=None):
+                     multi_precision=False):
     """Keyword arguments for ``gluon.Trainer(params, 'nag', optimizer_params(...))``.
 
     Defaults are the paper's (section 2.1): Nesterov momentum 0.9, weight decay 1e-4.
@@ -261,8 +261,6 @@ def optimizer_params(lr_scheduler=None, base_lr=None, momentum=0.9, wd=1e-4,
     multi_precision : bool
         Keep float32 master weights (and float32 momentum) for float16 parameters
         (section 3.2). Needed for ``dtype='float16'``; harmless for float32 parameters.
-    clip_gradient : float or None
-        Element-wise gradient clipping after rescaling (not in the paper).
 
     Returns
     -------
@@ -286,8 +284,6 @@ def optimizer_params(lr_scheduler=None, base_lr=None, momentum=0.9, wd=1e-4,
               'multi_precision': bool(multi_precision)}
     if lr_scheduler is not None:
         params['lr_scheduler'] = lr_scheduler
-    if clip_gradient is not None:
-        params['clip_gradient'] = clip_gradient
     return params
 
 

@@ -1,26 +1,7 @@
-"""What every training script shares around its loop: flags and their checks, the save
-directory (never a new run over a finished one), the log and the per-epoch metrics file,
-resume (with repairs), checkpoints in the middle of an epoch, and SIGTERM/SIGINT.
-
-The three training scripts (classification, detection, segmentation) use it the same way::
-
-    add_run_args(group)                       # --overwrite, --checkpoint-interval
-    check_run_args(parser, args)              # shared flag checks, at parse time
-    dist, devices, local_batch, global_batch = start_run(args)   # save dir, log, signals
-    ...
-    ckpt = CheckpointManager(args.save_dir)
-    run = TrainingRun(args, dist, ckpt, net, trainer, iters_per_epoch, state_fn, config)
-    if args.resume:
-        state = resume_run(args.save_dir, net, trainer, devices, dist, config, best_key)
-        run.resume_from(state)
-    for epoch in range(run.start_epoch, epochs):
-        start = run.start_batch(epoch)        # the loader starts there
-        for i, batch in enumerate(loader, start):
-            ...step...
-            run.after_batch(epoch, i)         # periodic checkpoint, stop on a signal
-        ...validate, append the metrics line...
-        run.end_epoch(epoch, is_best, due)    # epoch checkpoint, stop on a signal
-    run.close()
+"""The files and signals of a training run around :func:`gluon_tricks.training.fit`: the log
+and the per-epoch ``metrics.jsonl``, the save directory (never a new run over a finished one),
+``--resume`` (with repairs), checkpoints in the middle of an epoch, and SIGTERM/SIGINT
+(:class:`TrainingRun`).
 """
 import errno
 import json
@@ -33,34 +14,20 @@ import weakref
 
 import numpy as np
 
-from .errors import DiskFullError, Preempted, ResumeConfigError, UserError
+from .errors import DiskFullError, Preempted, UserError
+from .fsutil import write_atomic
 
-__all__ = ['make_logger', 'append_jsonl', 'read_metrics', 'start_run', 'resume_run',
-           'add_run_args', 'check_run_args', 'run_config', 'prepare_save_dir', 'TrainingRun',
-           'MetricsError', 'RESUME_MAY_CHANGE', 'RESUME_APPLIED', 'STOP_CHECK_BATCHES']
-
-#: Flags that may differ between a run and its ``--resume``: where things are read and written,
-#: how often to log, evaluate and checkpoint, and how many processes/devices compute the same
-#: global batch. Every other flag defines the training and must stay the same.
-RESUME_MAY_CHANGE = frozenset((
-    'resume', 'overwrite', 'save_dir', 'logging_file', 'log_interval', 'save_frequency',
-    'save_interval', 'val_interval', 'checkpoint_interval', 'num_workers', 'progress',
-    'data_dir', 'rec_train', 'rec_train_idx', 'rec_val', 'rec_val_idx', 'save_predictions',
-    'verbose', 'tensorboard', 'kvstore', 'num_gpus', 'horovod', 'mode',
-    'disable_hybridization', 'teacher_params', 'backbone_params'))
-
-#: Flags of the learning-rate schedule and the optimizer's hyper-parameters: a ``--resume``
-#: may change them; they are then applied (the schedule rebuilt from this command's flags,
-#: continuing at the checkpoint's iteration) and the change is logged.
-RESUME_APPLIED = frozenset((
-    'lr', 'base_lr', 'base_batch_size', 'lr_mode', 'lr_decay', 'lr_decay_epoch',
-    'warmup_epochs', 'warmup_lr', 'target_lr', 'num_epochs', 'epochs', 'power', 'lr_warmup',
-    'lr_warmup_factor', 'momentum', 'wd', 'weight_decay'))
+__all__ = ['make_logger', 'append_jsonl', 'read_metrics', 'resume_run', 'prepare_save_dir',
+           'TrainingRun', 'MetricsError', 'STOP_CHECK_BATCHES', 'write_config',
+           'CONFIG_FILE']
 
 #: Under Horovod the ranks agree whether to stop (a signal reached some rank) every this many
 #: batches: one tiny allreduce (a host synchronisation) per STOP_CHECK_BATCHES steps instead
 #: of one per step. A single process checks its flag after every step (no cost).
 STOP_CHECK_BATCHES = 10
+
+#: The resolved configuration of a run, in its save directory.
+CONFIG_FILE = 'config.json'
 
 
 class MetricsError(UserError, ValueError):
@@ -199,94 +166,13 @@ def _repair_metrics(path, epochs, log):
                 dropped += 1
     kept = [by_epoch[e] for e in sorted(by_epoch)]
     if dropped:
-        from .checkpoint import _write_atomic
-        _write_atomic(path, ''.join(json.dumps(r, sort_keys=True) + '\n' for r in kept))
+        write_atomic(path, ''.join(json.dumps(r, sort_keys=True) + '\n' for r in kept))
         log('%s: dropped %d line(s) of epochs after the checkpoint (epoch %d), repeated or '
             'torn; one line per epoch is kept' % (path, dropped, epochs))
     return kept
 
 
-def add_run_args(group):
-    """The flags every training script shares for its save directory and preemption:
-    ``--overwrite`` and ``--checkpoint-interval``."""
-    group.add_argument('--overwrite', action='store_true',
-                       help='start a new run in a --save-dir that holds an earlier run: its '
-                            'checkpoints, metrics.jsonl, train.log and results.json are moved '
-                            'to SAVE_DIR/replaced-<time>/ first (delete that folder to free '
-                            'the space)')
-    group.add_argument('--checkpoint-interval', type=int, default=0,
-                       help='also checkpoint every N batches inside an epoch (resumable at '
-                            'that batch); 0: at the end of epochs only. SIGTERM/SIGINT always '
-                            'checkpoint the current position and exit with 128+signal')
-
-
-def check_run_args(parser, args):
-    """Checks of the flags the training scripts share, at parse time (``parser.error``):
-    positive intervals, ``--resume`` xor ``--overwrite``, ``--kvstore`` not with
-    ``--horovod``, ``--dtype float16`` only with GPUs (naming bfloat16 where this CPU runs
-    it)."""
-    for flag in ('log_interval', 'save_frequency', 'save_interval', 'val_interval'):
-        value = getattr(args, flag, None)
-        if value is not None and value < 1:
-            parser.error('--%s must be a positive number of %s, got %d'
-                         % (flag.replace('_', '-'),
-                            'batches' if flag == 'log_interval' else 'epochs', value))
-    if getattr(args, 'checkpoint_interval', 0) < 0:
-        parser.error('--checkpoint-interval must be >= 0 batches (0: only at the end of '
-                     'epochs), got %d' % args.checkpoint_interval)
-    if getattr(args, 'resume', False) and getattr(args, 'overwrite', False):
-        parser.error('--resume continues the run in --save-dir, --overwrite replaces it: '
-                     'choose one')
-    if hasattr(args, 'kvstore'):
-        if args.horovod and args.kvstore is not None:
-            parser.error('--kvstore %s has no effect with --horovod (Horovod all-reduces the '
-                         'gradients itself): drop --kvstore' % args.kvstore)
-        if args.kvstore is None:
-            args.kvstore = 'device'
-    if getattr(args, 'dtype', None) == 'float16' and getattr(args, 'num_gpus', 0) == 0:
-        from .precision import bfloat16_supported
-        ok, reason = bfloat16_supported()
-        parser.error('--dtype float16 needs GPUs (--num-gpus N): MXNet has no float16 matrix '
-                     'multiply on CPU. %s' % (
-                         'On this CPU use --dtype bfloat16 (or float32).' if ok else
-                         'Use --dtype float32 (this CPU cannot train in bfloat16 either: %s).'
-                         % reason))
-
-
-def run_config(args, **derived):
-    """The configuration a resumed run must share with the run it continues: every flag
-    except :data:`RESUME_MAY_CHANGE`, plus ``derived`` values (resolved lr, global batch,
-    batches per epoch ...), as JSON values."""
-    config = {k: v for k, v in vars(args).items()
-              if k not in RESUME_MAY_CHANGE and not k.startswith('_')}
-    config.update(derived)
-    return json.loads(json.dumps(config, sort_keys=True, default=str))
-
-
-def _check_config(saved, current, directory):
-    """Compare the checkpoint's configuration with this command's: raise
-    ``ResumeConfigError`` listing the flags that differ and cannot be applied to a resumed
-    run; return the differences of :data:`RESUME_APPLIED` flags (to apply and log)."""
-    if saved is None or current is None:
-        return []
-    refused, applied = [], []
-    for key in sorted(set(saved) | set(current)):
-        if saved.get(key) != current.get(key):
-            text = '--%s: %s in the checkpoint, %s now' % (
-                key.replace('_', '-'), json.dumps(saved.get(key)), json.dumps(current.get(key)))
-            (applied if key in RESUME_APPLIED else refused).append(text)
-    if refused:
-        raise ResumeConfigError(
-            '--resume would continue the run of %s with other settings: %s. These define the '
-            'model, the data, the batches or the random choices the checkpoint was trained with '
-            'and cannot change in the middle of a run. Resume with the flags of the original '
-            'run, or start a new run (a fresh --save-dir, or --overwrite) to train with the new '
-            'ones. (The learning-rate schedule flags, --momentum and the weight decay may '
-            'change: they are applied.)' % (directory, '; '.join(refused)))
-    return applied
-
-
-_RUN_FILES = ('metrics.jsonl', 'train.log', 'results.json')
+_RUN_FILES = ('metrics.jsonl', 'train.log', 'results.json', CONFIG_FILE)
 
 
 def _previous_run(save_dir, prefix='checkpoint'):
@@ -383,63 +269,32 @@ class _SignalFlag(object):
         self._previous.clear()
 
 
-def start_run(args):
-    """The common start of every training script (one device, several, or Horovod).
+def resume_run(save_dir, net, trainer, devices, dist, config=None, best_key=None, hyper=None,
+               stateful=None):
+    """``--resume``: restore the latest checkpoint of ``save_dir`` and return its state (epoch,
+    best metric ...) with ``state['batch']``, the batches done of the next epoch.
 
-    Creates the :class:`~gluon_tricks.distributed.DistContext` (``args.horovod``), refuses a
-    save directory that holds an earlier run unless ``args.resume`` or ``args.overwrite``
-    (:func:`prepare_save_dir`, before anything is written), creates the logger (master rank
-    only, ``args.save_dir``/``args.logging_file``), installs the SIGTERM/SIGINT handlers
-    (``dist.signals``, read by :class:`TrainingRun`) and the devices (``args.num_gpus``), and
-    derives the batch sizes from ``args.batch_size`` (per device).
-
-    Returns
-    -------
-    (DistContext, list of mxnet.Context, int, int)
-        The context, the devices, this process's batch (per device x devices) and the global
-        batch (x ranks), which sets the learning rate by linear scaling.
-    """
-    from .distributed import DistContext
-    dist = DistContext(horovod=args.horovod)
-    note = prepare_save_dir(args.save_dir, getattr(args, 'resume', False),
-                            getattr(args, 'overwrite', False), dist.is_master)
-    dist.logger = make_logger('gluon_tricks', args.save_dir, dist.is_master,
-                              args.logging_file)
-    if note:
-        dist.log(note)
-    from .threads import configure_threads
-    dist.log(configure_threads())    # what the script's first lines chose, before MXNet
-    dist.signals = _SignalFlag()
-    devices = dist.devices(args.num_gpus)
-    return (dist, devices, args.batch_size * len(devices),
-            dist.global_batch_size(args.batch_size, len(devices)))
-
-
-def resume_run(save_dir, net, trainer, devices, dist, config=None, best_key=None,
-               rebuild=None):
-    """``--resume``: restore the latest checkpoint of ``save_dir`` into ``net`` and ``trainer``
-    (parameters, momentum, master weights, optimizer and schedule position), broadcast the
-    parameters from rank 0, and return the state saved with it (epoch, best metric ...) with
-    ``state['batch']``, the batches done of the next epoch (mid-epoch checkpoints).
-
-    On the way (rank 0; the other ranks load the directory rank 0 chose):
+    The checkpoint restores everything a step depends on (:meth:`Checkpoint.restore`):
+    parameters, momentum and master weights, the optimizer's update count (the schedule
+    position), ``hyper`` (this command's ``lr_scheduler``, ``momentum``, ``wd``, set on the
+    restored optimizer) and every ``stateful`` object (e.g. the loss scaler). The random
+    streams are functions of the position (:mod:`gluon_tricks.training`). Rank 0's
+    parameters are broadcast. On the way (rank 0; the other ranks load what rank 0 chose):
 
     * the latest checkpoint is found by scanning when ``checkpoint-latest.json`` is missing
       or damaged, and the pointer is rewritten;
-    * ``config`` (:func:`run_config`) must equal the one saved in the checkpoint
-      (``ResumeConfigError`` listing the differences otherwise), except for the flags of
-      :data:`RESUME_APPLIED`: their changes are logged and applied through ``rebuild``, a
-      dict of optimizer attributes set after the restore (``lr_scheduler`` built from this
-      command's flags, ``momentum``, ``wd``) -- the schedule is a function of the update
-      count, so the rebuilt one continues at the checkpoint's iteration;
+    * ``config`` (this command's ``config.json`` dict) is compared with
+      ``SAVE_DIR/config.json`` (:func:`gluon_tricks.config.resume_changes`): changes of the
+      schedule and optimizer flags are logged and applied, others refused;
     * every file is checked against its recorded sha256 (``CheckpointError`` naming it);
     * ``metrics.jsonl`` is cut to one line per epoch up to the checkpoint;
     * ``checkpoint-best`` is repaired when the recorded metrics (``best_key``, higher is
       better) name another epoch whose checkpoint still exists.
     """
-    from .checkpoint import Checkpoint, CheckpointManager
+    from .checkpoint import Checkpoint, CheckpointManager, _read_json
+    from .config import resume_changes
     manager = CheckpointManager(save_dir)
-    directory = None
+    chosen = None
     if dist.is_master:
         latest = manager.load_latest()
         if latest is None:
@@ -452,15 +307,14 @@ def resume_run(save_dir, net, trainer, devices, dist, config=None, best_key=None
             dist.log('%s; resuming from the newest complete checkpoint, %s (pointer rewritten)'
                      % (latest.recovered, latest.directory))
             manager.repair_pointer(latest)
-        applied = _check_config(latest.state.get('config'), config, latest.directory)
+        path = os.path.join(save_dir, CONFIG_FILE)
+        saved = _read_json(path, 'run configuration') if os.path.exists(path) else None
+        applied = resume_changes(saved, config, path)
         latest.verify()
-        directory = latest.directory
-    directory = dist.broadcast_object(directory, name='gluon_tricks.resume_dir')
+        chosen = (latest.directory, applied)
+    directory, applied = dist.broadcast_object(chosen, name='gluon_tricks.resume_dir')
     latest = Checkpoint(directory)
-    applied = _check_config(latest.state.get('config'), config, latest.directory)
-    state = dict(latest.restore(net, trainer, devices))
-    for key, value in (rebuild or {}).items():
-        setattr(trainer.optimizer, key, value)
+    state = dict(latest.restore(net, trainer, devices, hyper=hyper, stateful=stateful))
     if applied:
         dist.log('--resume applies this command\'s %s; the learning-rate schedule is rebuilt '
                  'from its flags and continues at update %d (lr %.6g)'
@@ -478,6 +332,13 @@ def resume_run(save_dir, net, trainer, devices, dist, config=None, best_key=None
         latest.directory, state['epoch'],
         ', batch %d of epoch %d' % (latest.batch, state['epoch'] + 1) if latest.batch else ''))
     return state
+
+
+def write_config(save_dir, config):
+    """Write ``SAVE_DIR/config.json`` (atomically): the resolved configuration of the run."""
+    os.makedirs(save_dir, exist_ok=True)
+    write_atomic(os.path.join(save_dir, CONFIG_FILE),
+                  json.dumps(config, indent=1, sort_keys=True) + '\n')
 
 
 def _repair_best(manager, records, key, log):
@@ -511,14 +372,12 @@ def _repair_best(manager, records, key, log):
 
 
 class TrainingRun(object):
-    """Checkpoints and stops of one training loop (shared by the three scripts).
+    """Checkpoints and stops of the training loop.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        ``checkpoint_interval`` (batches, 0: off) and ``save_dir``.
     dist : DistContext
-        From :func:`start_run` (its ``signals``).
+        With ``signals`` (the SIGTERM/SIGINT flag installed by the loop).
     ckpt : CheckpointManager or None
         Rank 0's manager (``None`` on the other ranks).
     net, trainer
@@ -526,31 +385,33 @@ class TrainingRun(object):
     iters_per_epoch : int
     state_fn : callable
         ``state_fn(epochs_done, batch) -> dict``: the JSON state of a checkpoint after
-        ``epochs_done`` epochs and ``batch`` batches of the next one (best metric, loss
-        scaler, partial sums of the running epoch ...). ``config`` is added to it.
-    config : dict, optional
-        :func:`run_config`; saved in every checkpoint and compared on ``--resume``.
+        ``epochs_done`` epochs and ``batch`` batches of the next one (best metric, partial
+        sums of the running epoch ...). It may raise to refuse the save (a non-finite loss).
+    checkpoint_interval : int
+        Also checkpoint every N batches (0: off).
+    stateful : dict, optional
+        ``{name: object with state_dict()}`` saved with every checkpoint (the loss scaler).
 
     Notes
     -----
-    Signals: the handlers (installed by :func:`start_run`) only set a flag. A single
-    process reads it after every step; Horovod ranks agree on it (an allreduce of the flag)
-    every :data:`STOP_CHECK_BATCHES` batches and at the end of every epoch, so all ranks
-    stop after the same step; rank 0 writes the checkpoint of that exact position, all ranks
-    wait for it (barrier) and end with :class:`~gluon_tricks.errors.Preempted` (exit status
-    128 + signal through ``run_main``). ``horovodrun`` forwards SIGTERM/SIGINT to the ranks
-    but kills them 5 s later (``GRACEFUL_TERMINATION_TIME_S``); on a preemption notice,
-    signal the training processes themselves to leave them the time of a checkpoint.
+    Signals: the handlers only set a flag. A single process reads it after every step;
+    Horovod ranks agree on it (an allreduce of the flag) every :data:`STOP_CHECK_BATCHES`
+    batches and at the end of every epoch, so all ranks stop after the same step; rank 0
+    writes the checkpoint of that exact position, all ranks wait for it (barrier) and end
+    with :class:`~gluon_tricks.errors.Preempted` (exit status 128 + signal through
+    ``run_main``). ``horovodrun`` forwards SIGTERM/SIGINT to the ranks but kills them 5 s
+    later; on a preemption notice, signal the training processes themselves.
     """
 
-    def __init__(self, args, dist, ckpt, net, trainer, iters_per_epoch, state_fn, config=None):
+    def __init__(self, dist, ckpt, net, trainer, iters_per_epoch, state_fn,
+                 checkpoint_interval=0, stateful=None):
         self.dist = dist
         self.ckpt = ckpt
         self.net, self.trainer = net, trainer
         self.iters_per_epoch = int(iters_per_epoch)
-        self.interval = int(getattr(args, 'checkpoint_interval', 0) or 0)
+        self.interval = int(checkpoint_interval or 0)
         self.state_fn = state_fn
-        self.config = config
+        self.stateful = stateful
         self.signals = getattr(dist, 'signals', None) or _SignalFlag()
         self.start_epoch, self._start_batch = 0, 0
         self.last_saved = None         # directory of the newest checkpoint of this run
@@ -573,14 +434,12 @@ class TrainingRun(object):
         """Rank 0 writes a checkpoint after ``epochs_done`` epochs and ``batch`` batches;
         returns its directory (``None`` on the other ranks)."""
         self._dirty = False
+        state = dict(self.state_fn(epochs_done, batch))   # every rank: it may check the loss
         if self.ckpt is None:
             return None
-        state = dict(self.state_fn(epochs_done, batch))
         state.setdefault('epoch', epochs_done)
-        if self.config is not None:
-            state['config'] = self.config
         path = self.ckpt.save(epochs_done, self.net, self.trainer, state, is_best=is_best,
-                              batch=batch)
+                              batch=batch, stateful=self.stateful)
         self.last_saved = path
         self.dist.log('checkpoint: %s' % path)
         return path
@@ -639,5 +498,5 @@ class TrainingRun(object):
         raise Preempted(message, signum)
 
     def close(self):
-        """Restore the signal handlers of before :func:`start_run` (end of ``main``)."""
+        """Restore the signal handlers of before the run."""
         self.signals.uninstall()

@@ -54,21 +54,30 @@ def one_epoch(backbone_run, voc, tmp_path_factory):
 
 
 def test_flags_default_to_gluoncv_voc_recipe(capsys):
-    args = train_faster_rcnn.parse_args(['--backbone', 'resnet50_v1d', '--backbone-params', 'x'])
-    assert (args.epochs, args.base_lr, args.base_batch_size, args.batch_size) == (20, 0.001, 1, 1)
-    assert args.lr_decay_epoch == [14.0, 20.0] and args.lr_decay == 0.1
-    assert (args.wd, args.momentum, args.optimizer) == (5e-4, 0.9, 'sgd')
-    assert args.lr_warmup > 0 and abs(args.lr_warmup_factor - 1 / 3.) < 1e-12
-    assert (args.short, args.max_size) == (600, 1000)
-    assert args.train_splits == [(2007, 'trainval'), (2012, 'trainval')]
-    assert args.val_splits == [(2007, 'test')]
-    assert (args.rpn_train_post_nms, args.rpn_test_post_nms, args.rcnn_num_samples) == \
-        (2000, 300, 128)
+    cfg = train_faster_rcnn.parse_args(['--backbone', 'resnet50_v1d', '--backbone-params', 'x'])
+    o, d, m = cfg.optim, cfg.data, cfg.model
+    assert (o.num_epochs, o.base_lr, o.base_batch_size, o.batch_size) == (20, 0.001, 1, 1)
+    assert o.lr_decay_epoch == (14.0, 20.0) and o.lr_decay == 0.1 and o.lr_mode == 'step'
+    assert (o.wd, o.momentum, o.optimizer) == (5e-4, 0.9, 'sgd')
+    assert o.warmup_iters == 500 and abs(o.warmup_factor - 1 / 3.) < 1e-12
+    assert (d.short, d.max_size) == (600, 1000) and cfg.run.seed == 0
+    assert detection.parse_voc_splits(d.train_splits) == [(2007, 'trainval'), (2012, 'trainval')]
+    assert detection.parse_voc_splits(d.val_splits) == [(2007, 'test')]
+    assert (m.rpn_train_post_nms, m.rpn_test_post_nms, m.rcnn_num_samples) == (2000, 300, 128)
+    # GluonCV's spellings are aliases of the shared flags
+    cfg = train_faster_rcnn.parse_args(['--backbone', 'resnet50_v1d', '--backbone-params', 'x',
+                                        '--lr-warmup', '7', '--lr-warmup-factor', '0.5',
+                                        '--epochs', '3', '--save-interval', '2', '--workers',
+                                        '2', '--weight-decay', '1e-3',
+                                        '--disable-hybridization'])
+    assert (cfg.optim.warmup_iters, cfg.optim.warmup_factor, cfg.optim.num_epochs) == (7, 0.5, 3)
+    assert (cfg.run.save_frequency, cfg.data.num_workers, cfg.optim.wd) == (2, 2, 1e-3)
+    assert cfg.model.mode == 'imperative'
     with pytest.raises(SystemExit):
         train_faster_rcnn.parse_args(['--help'])
     text = capsys.readouterr().out
     for flag in ('--backbone-params', '--horovod', '--resume', '--lr-decay-epoch', '--wd',
-                 '--lr-warmup', '--short', '--max-size', '--save-dir', '--num-gpus'):
+                 '--warmup-iters', '--short', '--max-size', '--save-dir', '--num-gpus'):
         assert flag in text
     with pytest.raises(SystemExit):
         train_faster_rcnn.parse_args(['--backbone', 'vgg16', '--backbone-params', 'x'])

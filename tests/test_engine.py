@@ -1,4 +1,5 @@
-"""TrainStep meters and evaluate against hand-computed values (one and two devices)."""
+"""TrainStep sums, the loop's Meter and evaluate against hand-computed values (one and two
+devices)."""
 import math
 
 import mxnet as mx
@@ -9,6 +10,7 @@ from mxnet.gluon import nn
 from gluon_tricks.engine import Recipe, TrainStep, evaluate
 from gluon_tricks.optim import make_trainer
 from gluon_tricks.precision import LossScaler
+from gluon_tricks.training import Meter
 
 
 def _zero_net(devices):
@@ -24,34 +26,35 @@ def test_meters_and_first_non_finite_batch(devices):
     # a static scale with the overflow check skips the NaN step, so the weights stay 0
     scaler = LossScaler(1.0)
     step = TrainStep(net, trainer, devices, Recipe(4), scaler)
+    meter = Meter(devices[0])
     labels = [np.array([0, 1, 0, 3]), np.array([0, 0, 2, 2]), np.array([1, 1, 1, 0]),
               np.array([3, 3, 3, 3])]
     for i, y in enumerate(labels):
         x = np.ones((4, 12), np.float32)
         if i == 2:
             x[1, 0] = np.nan  # one sample of batch 2 breaks
-        step(mx.nd.array(x), mx.nd.array(y), epoch=0, batch_index=10 + i)
-    m = step.read_meters()
+        sums = step(mx.nd.array(x), mx.nd.array(y), epoch=0, batch_index=10 + i)
+        meter.add(sums, 4, 10 + i)
+    sums, samples, first_bad = meter.read()
     # zero weights: every logit is 0, so CE = log 4 and argmax = class 0
-    assert m['samples'] == 16 and m['batches'] == 4
-    assert m['first_bad_batch'] == 12
-    assert m['accuracy'] == pytest.approx(sum(int((y == 0).sum()) for y in labels) / 16)
-    assert math.isnan(m['loss']) and scaler.num_skipped == 1
-    # meters were reset: a clean interval reads finite and without a bad batch
-    step(mx.nd.ones((4, 12)), mx.nd.array([0, 1, 2, 3]), epoch=0, batch_index=14)
-    m = step.read_meters()
-    assert m['first_bad_batch'] == -1 and m['batches'] == 1
-    assert m['loss'] == pytest.approx(math.log(4), rel=1e-5)  # float32 log-softmax
-    assert m['accuracy'] == pytest.approx(0.25)
+    assert samples == 16 and first_bad == 12
+    assert sums[1] == sum(int((y == 0).sum()) for y in labels)
+    assert math.isnan(sums[0]) and scaler.num_skipped == 1
+    # the meter was reset: a clean interval reads finite and without a bad batch
+    meter.add(step(mx.nd.ones((4, 12)), mx.nd.array([0, 1, 2, 3]), epoch=0, batch_index=14),
+              4, 14)
+    sums, samples, first_bad = meter.read()
+    assert first_bad == -1 and samples == 4
+    assert sums[0] / 4 == pytest.approx(math.log(4), rel=1e-5)  # float32 log-softmax
+    assert sums[1] == 1
 
 
-def test_evaluate_counts_top1_top5_and_ignores_padding():
+def test_evaluate_counts_top1_top5():
     net = nn.Dense(6, in_units=6, use_bias=False)
     net.initialize(mx.init.Constant(0), ctx=[mx.cpu()])
     net.weight.set_data(mx.nd.array(np.eye(6)))  # logits = inputs
     x = np.array([[6, 5, 4, 3, 2, 1], [1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 9]], np.float32)
     y = np.array([0, 0, 5])   # hit top-1; rank 6 (miss top-5); hit
-    padded = (mx.nd.array(np.vstack([x, x[:1]])), mx.nd.array(np.append(y, 3)), 3)
-    res = evaluate(net, [padded], [mx.cpu()])
+    res = evaluate(net, [(mx.nd.array(x), mx.nd.array(y))], [mx.cpu()])
     assert (res['correct1'], res['correctk'], res['total']) == (2, 2, 3)
     assert res['top1'] == pytest.approx(2 / 3)

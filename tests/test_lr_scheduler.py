@@ -92,9 +92,6 @@ def test_call_maps_mxnet_num_update():
     assert s(1) == s.lr_at(0)                    # MXNet's first update asks num_update = 1
     assert s(0) == s.lr_at(0)                    # Trainer.learning_rate before any update
     assert s(71) == pytest.approx(0.2)
-    resumed = sched('cosine', offset=30)         # resume at epoch 3 with a fresh optimizer
-    assert resumed(1) == s.lr_at(30)
-    assert resumed(41) == s.lr_at(70)
 
 
 def test_pure_and_picklable():
@@ -140,7 +137,6 @@ def test_trainer_applies_lr_at_iteration_zero_first():
     (dict(mode='cosine', num_epochs=2.5), ['num_epochs', '2.5']),
     (dict(mode='cosine', target_lr=0.7), ['target_lr', '0.7']),
     (dict(mode='poly', power=-1.0), ['power', '-1.0']),
-    (dict(mode='cosine', offset=-3), ['offset', '-3']),
 ])
 def test_bad_arguments(kwargs, words):
     args = dict(KW)

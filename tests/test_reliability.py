@@ -19,6 +19,7 @@ from mxnet import autograd, gluon
 
 from gluon_tricks import runlog
 from gluon_tricks.checkpoint import CheckpointError, CheckpointManager
+from gluon_tricks.config import resume_changes
 from gluon_tricks.distributed import DistContext
 from gluon_tricks.errors import DiskFullError, ResumeConfigError, UserError
 from gluon_tricks.optim import make_trainer, optimizer_params
@@ -333,25 +334,32 @@ def test_item13_resume_refuses_flags_it_cannot_apply_and_applies_the_schedule(tm
     _run_with_checkpoints(tmp_path, [0.3])
     net, trainer = _setup()
     manager = CheckpointManager(str(tmp_path))
-    saved = {'lr': 0.1, 'batch_size': 32, 'num_epochs': 2, 'model': 'resnet18_v1b'}
-    manager.save(2, net, trainer, {'epoch': 2, 'config': saved})
+    manager.save(2, net, trainer, {'epoch': 2})
+    saved = {'task': 'classification', 'optim': {'lr': 0.1, 'batch_size': 32, 'num_epochs': 2},
+             'model': {'model': 'resnet18_v1b'}}
+    runlog.write_config(str(tmp_path), saved)
+    path = str(tmp_path / 'config.json')
+
+    def changed(**optim):
+        return dict(saved, optim=dict(saved['optim'], **optim))
     with pytest.raises(ResumeConfigError) as err:
-        _resume(tmp_path, dict(saved, lr=0.2, batch_size=64))
+        _resume(tmp_path, changed(lr=0.2, batch_size=64))
     msg = str(err.value)
-    assert '--batch-size: 32 in the checkpoint, 64 now' in msg
+    assert '--batch-size: 32 in %s, 64 now' % path in msg
     assert '--lr' not in msg.split('(')[0] and '--model' not in msg
-    state, logs = _resume(tmp_path, dict(saved, lr=0.2, num_epochs=4))
+    state, logs = _resume(tmp_path, changed(lr=0.2, num_epochs=4))
     assert state['epoch'] == 2
-    assert any('applies' in line and '--lr: 0.1 in the checkpoint, 0.2 now' in line and
-               '--num-epochs: 2 in the checkpoint, 4 now' in line for line in logs), logs
-    assert not any('applies' in line for line in _resume(tmp_path, dict(saved))[1])
+    assert any('applies' in line and '--lr: 0.1 in %s, 0.2 now' % path in line and
+               '--num-epochs: 2 in %s, 4 now' % path in line for line in logs), logs
+    assert not any('applies' in line for line in _resume(tmp_path, changed())[1])
     # flags that do not define the training may change
     args = train_imagenet.parse_args(['--save-dir', 'a', '--log-interval', '7', '-j', '3'])
     other = train_imagenet.parse_args(['--save-dir', 'b', '--log-interval', '9', '-j', '1',
                                        '--checkpoint-interval', '5'])
-    assert runlog.run_config(args, lr=0.1) == runlog.run_config(other, lr=0.1)
-    changed = train_imagenet.parse_args(['--save-dir', 'a', '--batch-size', '64'])
-    assert runlog.run_config(args, lr=0.1) != runlog.run_config(changed, lr=0.1)
+    assert resume_changes(args.to_dict(lr=0.1), other.to_dict(lr=0.1), 'x') == []
+    more = train_imagenet.parse_args(['--save-dir', 'a', '--batch-size', '64'])
+    with pytest.raises(ResumeConfigError, match='--batch-size: 32 in x, 64 now'):
+        resume_changes(args.to_dict(lr=0.1), more.to_dict(lr=0.1), 'x')
 
 
 def test_item13_end_to_end_what_the_log_says_is_what_trains(rec_dir, tmp_path):
@@ -364,12 +372,12 @@ def test_item13_end_to_end_what_the_log_says_is_what_trains(rec_dir, tmp_path):
     train_imagenet.main(argv)
     with pytest.raises(ResumeConfigError) as err:
         train_imagenet.main(argv + ['--resume', '--mixup-alpha', '0.2'])
-    assert '--mixup-alpha: 0.3 in the checkpoint, 0.2 now' in str(err.value)
+    assert '--mixup-alpha: 0.3 in %s, 0.2 now' % (save / 'config.json') in str(err.value)
     assert len(_metrics(save)) == 1
     train_imagenet.main(argv + ['--resume', '--lr', '0.02', '--num-epochs', '2'])
     log = open(str(save / 'train.log')).read()
-    assert '--lr: 0.05 in the checkpoint, 0.02 now' in log
-    assert '--num-epochs: 1 in the checkpoint, 2 now' in log
+    assert '--lr: 0.05 in %s, 0.02 now' % (save / 'config.json') in log
+    assert '--num-epochs: 1 in %s, 2 now' % (save / 'config.json') in log
     from gluon_tricks.lr_scheduler import LRScheduler
     # 160 images / 64 = 2 batches per epoch; epoch 2 ends at iteration 3 of the new schedule
     expect = LRScheduler('cosine', 0.02, 2, 2).lr_at(3)
@@ -400,7 +408,7 @@ def test_items14_15_bad_flags_are_refused_at_parse_time(extra, expected, capsys)
 @pytest.mark.parametrize('extra,expected', [
     (['--horovod', '--kvstore', 'device'], 'has no effect with --horovod'),
     (['--log-interval', '0'], '--log-interval must be'),
-    (['--save-interval', '0'], '--save-interval must be'),
+    (['--save-interval', '0'], '--save-frequency must be'),
     (['--checkpoint-interval', '-2'], '--checkpoint-interval must be >= 0'),
     (['--resume', '--overwrite'], 'choose one'),
 ])
@@ -409,8 +417,8 @@ def test_items14_15_shared_flags_of_detection_and_segmentation(script, extra, ex
     with pytest.raises(SystemExit):
         script.parse_args(['--backbone', 'resnet18_v1b', '--backbone-params', 'x'] + extra)
     assert expected in capsys.readouterr().err
-    args = script.parse_args(['--backbone', 'resnet18_v1b', '--backbone-params', 'x'])
-    assert args.kvstore == 'device' and args.checkpoint_interval == 0 and not args.overwrite
+    cfg = script.parse_args(['--backbone', 'resnet18_v1b', '--backbone-params', 'x']).run
+    assert cfg.kvstore == 'device' and cfg.checkpoint_interval == 0 and not cfg.overwrite
 
 
 @pytest.mark.parametrize('supported', [True, False])

@@ -48,11 +48,12 @@ def _metrics(save_dir):
 
 
 def test_flags_default_to_the_paper_fcn_setting(capsys):
-    args = train_fcn.parse_args(['--backbone', 'resnet50_v1d', '--backbone-params', 'x'])
-    assert (args.base_size, args.crop_size, args.aux, args.aux_weight) == (520, 480, True, 0.5)
-    assert (args.epochs, args.base_lr, args.base_batch_size, args.power) == (120, 0.01, 16, 0.9)
-    assert args.warmup_epochs > 0 and args.weight_decay == 1e-4 and args.momentum == 0.9
-    assert args.dataset == 'ade20k' and args.model == 'fcn'
+    cfg = train_fcn.parse_args(['--backbone', 'resnet50_v1d', '--backbone-params', 'x'])
+    d, m, o = cfg.data, cfg.model, cfg.optim
+    assert (d.base_size, d.crop_size, m.aux, m.aux_weight) == (520, 480, True, 0.5)
+    assert (o.num_epochs, o.base_lr, o.base_batch_size, o.power) == (120, 0.01, 16, 0.9)
+    assert o.warmup_epochs > 0 and o.wd == 1e-4 and o.momentum == 0.9
+    assert (o.lr_mode, o.optimizer, cfg.task) == ('poly', 'sgd', 'segmentation')
     with pytest.raises(SystemExit):
         train_fcn.parse_args(['--help'])
     text = capsys.readouterr().out
@@ -206,7 +207,7 @@ def test_train_fcn_end_to_end_and_resume_exactly(backbone_run, ade, tmp_path):
     for data, target in segmentation.val_loader(val, 2):
         ref.update(target, net(data)[0])
     assert (result['pixAcc'], result['mIoU']) == pytest.approx(ref.get(), abs=1e-12)
-    assert result['images'] == 3
+    assert result['val_images'] == 3
     # full images ('testval'): ours equals GluonCV's predict() + SegmentationMetric
     full = segmentation.ade20k_dataset(ade, 'val', 'testval', 64, 48)
     ours = segmentation.evaluate(net, segmentation.val_loader(full, 1), [mx.cpu()],
@@ -223,19 +224,21 @@ def test_train_fcn_end_to_end_and_resume_exactly(backbone_run, ade, tmp_path):
     resumed = tmp_path / 'resumed'
     args = _args(backbone_run, ade, resumed, '--epochs', '3')
 
-    class Killed(train_fcn.CheckpointManager):
+    from gluon_tricks.training import loop
+
+    class Killed(loop.CheckpointManager):
         def save(self, epoch, *a, **kw):
             path = super(Killed, self).save(epoch, *a, **kw)
             if epoch == 2:
                 raise KeyboardInterrupt('simulated kill after epoch 2')
             return path
 
-    train_fcn.CheckpointManager = Killed
+    loop.CheckpointManager = Killed
     try:
         with pytest.raises(KeyboardInterrupt):
             train_fcn.main(args)
     finally:
-        train_fcn.CheckpointManager = Killed.__bases__[0]
+        loop.CheckpointManager = Killed.__bases__[0]
     train_fcn.main(args + ['--resume'])
     assert [r['epoch'] for r in _metrics(resumed)] == [1, 2, 3]
     assert 'resumed from' in open(str(resumed / 'train.log')).read()

@@ -56,7 +56,7 @@ def test_two_epochs_with_every_trick(rec_dir, tmp_path):
         assert r['val_samples'] == 10 * PER_CLASS_VAL  # every validation image exactly once
         assert 0 <= r['top1'] <= r['top5'] <= 1 and np.isfinite(r['train_loss'])
         assert r['samples_per_sec'] > 0
-    assert best == max(r['top1'] for r in rows)
+    assert best['best_top1'] == max(r['top1'] for r in rows)
     log = open(os.path.join(str(save), 'train.log')).read()
     # linear scaling stated with its derivation: 0.1 x 16 / 256 (section 3.1)
     assert 'lr 0.00625 = 0.1 x 16 / 256' in log

@@ -1,0 +1,674 @@
+"""Typed configuration of a training run: one dataclass per concern, one ``add_args`` each.
+
+The three training scripts parse their flags into a :class:`TrainConfig` (its sections:
+``data``, ``model``, ``optim``, ``tricks``, ``run``) and hand it to
+:func:`gluon_tricks.training.fit`; no ``argparse.Namespace`` goes further. Every field is
+named like the argparse dest of its flag, so ``SAVE_DIR/config.json`` (written by the loop)
+reads like the command line::
+
+    {"task": "classification", "script": "train_imagenet.py", "data": {...},
+     "model": {"model": "resnet50_v1d", "last_gamma": true, ...}, "optim": {...},
+     "tricks": {...}, "run": {...}, "derived": {"lr": 0.4, "global_batch": 1024, ...}}
+
+Readers look fields up by name across sections (:func:`flatten`). ``--resume`` compares the
+saved file with this command's configuration (:func:`resume_changes`): the fields of
+:data:`RESUME_MAY_CHANGE` may differ, those of :data:`RESUME_APPLIED` are applied and
+logged, any other difference is refused.
+"""
+import dataclasses
+import json
+import os
+from typing import Optional, Tuple
+
+from .errors import ResumeConfigError
+
+__all__ = ['ClassifierConfig', 'DetectorConfig', 'SegmenterConfig', 'VOCDataConfig',
+           'ADE20KDataConfig', 'OptimConfig', 'TricksConfig', 'RunConfig', 'TrainConfig',
+           'TASK_DEFAULTS', 'RESUME_MAY_CHANGE', 'RESUME_APPLIED', 'flatten', 'resume_changes',
+           'parse_config', 'DataConfig']
+
+from .data.options import DataConfig
+
+#: Fields that may differ between a run and its ``--resume``: where things are read and
+#: written, how often to log, evaluate and checkpoint, how many processes/devices compute the
+#: same global batch, and how the network is executed.
+RESUME_MAY_CHANGE = frozenset((
+    'script', 'resume', 'overwrite', 'save_dir', 'logging_file', 'log_interval',
+    'save_frequency', 'val_interval', 'checkpoint_interval', 'num_workers', 'progress',
+    'data_dir', 'rec_train', 'rec_train_idx', 'rec_val', 'rec_val_idx', 'save_predictions',
+    'verbose', 'tensorboard', 'kvstore', 'num_gpus', 'horovod', 'mode', 'teacher_params',
+    'backbone_params', 'test_batch_size'))
+
+#: The learning-rate schedule and the optimizer's hyper-parameters: a ``--resume`` may change
+#: them; the schedule is rebuilt from this command's flags and continues at the checkpoint's
+#: update count, and the change is logged.
+RESUME_APPLIED = frozenset((
+    'lr', 'base_lr', 'base_batch_size', 'lr_mode', 'lr_decay', 'lr_decay_epoch',
+    'warmup_epochs', 'warmup_iters', 'warmup_lr', 'warmup_factor', 'target_lr', 'num_epochs',
+    'power', 'momentum', 'wd'))
+
+
+class _Section(object):
+    """``from_args``/``to_dict``/``from_dict`` of a dataclass whose fields are argparse dests."""
+
+    @classmethod
+    def from_args(cls, args):
+        """The section of parsed flags; fields the parser lacks keep their defaults."""
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+                      if hasattr(args, f.name)})
+
+    def to_dict(self):
+        """JSON-ready dict: field name (= argparse dest) -> value (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values):
+        """Inverse of :meth:`to_dict`; an unknown key is an error naming it."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError('%s has no field(s) %s' % (cls.__name__, ', '.join(unknown)))
+        return cls(**values)
+
+    def check(self):
+        """Raise ``ValueError`` naming the flag of a value that cannot work."""
+
+
+def _positive(section, *names):
+    for name in names:
+        value = getattr(section, name)
+        if value is not None and value < 1:
+            raise ValueError('--%s must be positive, got %r' % (name.replace('_', '-'), value))
+
+
+def _add_mode(group):
+    group.add_argument('--mode', default='hybrid', choices=['hybrid', 'imperative'],
+                       help='hybrid: hybridize the network (static graph)')
+    group.add_argument('--disable-hybridization', dest='mode', action='store_const',
+                       const='imperative', help='same as --mode imperative')
+
+
+# ------------------------------------------------------------------------------ model
+@dataclasses.dataclass
+class ClassifierConfig(_Section):
+    """The classification network and its precision (sections 2-4)."""
+
+    model: str = 'resnet50_v1d'
+    mode: str = 'hybrid'
+    last_gamma: bool = False
+    init: str = 'paper'
+    dtype: str = 'float32'
+    loss_scale: Optional[str] = None
+
+    @staticmethod
+    def add_args(parser, defaults=None):
+        g = parser.add_argument_group('model')
+        g.add_argument('--model', default='resnet50_v1d',
+                       help='get_model name: resnet{18,34,50,101,152}_v1{,b,c,d}, resnet*_v1e/s, '
+                            'mobilenet1.0 ... mobilenet0.25, inceptionv3')
+        _add_mode(g)
+        g.add_argument('--last-gamma', action='store_true',
+                       help='zero gamma (section 3.1): last BN of every residual block starts '
+                            'at 0')
+        g.add_argument('--init', default='paper', choices=['paper', 'msra'],
+                       help="paper: Xavier uniform (section 2.1); msra: GluonCV script's "
+                            "MSRAPrelu")
+        g.add_argument('--dtype', default='float32', choices=['float32', 'float16', 'bfloat16'],
+                       help='float16: FP16 network, FP32 BN and master weights (section 3.2); '
+                            'bfloat16: through mxnet.contrib.amp (CPU)')
+        g.add_argument('--loss-scale', default=None,
+                       help="loss scaling: a number (static), 'dynamic', or 'none'; default "
+                            "'dynamic' for float16, 'none' otherwise")
+        return g
+
+    def check(self):
+        from .model_zoo import get_model_list
+        if self.model.lower() not in get_model_list():
+            raise ValueError('unknown --model %r; valid names: %s'
+                             % (self.model, ', '.join(get_model_list())))
+        if self.last_gamma and not self.model.lower().startswith('resnet'):
+            raise ValueError('--last-gamma zero-initializes the last BatchNorm of residual '
+                             'blocks; --model %s has none (use a resnet* model or drop '
+                             '--last-gamma)' % self.model)
+        if self.loss_scale is None:
+            self.loss_scale = 'dynamic' if self.dtype == 'float16' else 'none'
+        if self.loss_scale not in ('dynamic', 'none'):
+            try:
+                self.loss_scale = float(self.loss_scale)
+            except ValueError:
+                raise ValueError("--loss-scale must be a number, 'dynamic' or 'none', got %r"
+                                 % self.loss_scale) from None
+
+
+def _add_backbone(g):
+    g.add_argument('--backbone', required=True,
+                   help='zoo ResNet name, e.g. resnet50_v1b (B-standard) or resnet50_v1d')
+    g.add_argument('--backbone-params', required=True,
+                   help='classification checkpoint: .params of train_imagenet.py (or its '
+                        'checkpoint dir / --save-dir) or GluonCV\'s for the same name')
+    _add_mode(g)
+
+
+def _check_backbone(name):
+    from .model_zoo import get_model_list
+    if name.lower() not in get_model_list() or not name.startswith('resnet'):
+        raise ValueError('unknown --backbone %r; valid: %s' % (
+            name, ', '.join(m for m in get_model_list() if m.startswith('resnet'))))
+
+
+@dataclasses.dataclass
+class DetectorConfig(_Section):
+    """Faster-RCNN on a classification backbone (section 6.1; GluonCV's VOC settings)."""
+
+    backbone: str = 'resnet50_v1d'
+    backbone_params: Optional[str] = None
+    mode: str = 'hybrid'
+    frozen_stages: int = 1
+    rpn_train_post_nms: int = 2000
+    rpn_test_post_nms: int = 300
+    rcnn_num_samples: int = 128
+
+    @staticmethod
+    def add_args(parser, defaults=None):
+        g = parser.add_argument_group('model')
+        _add_backbone(g)
+        g.add_argument('--frozen-stages', type=int, default=1,
+                       help='ResNet stages kept frozen besides the stem (GluonCV VOC: 1)')
+        g.add_argument('--rpn-train-post-nms', type=int, default=2000,
+                       help='RPN proposals kept per image in training (GluonCV VOC: 2000; '
+                            'small images have fewer anchors: at most (short/16)^2 x 15)')
+        g.add_argument('--rpn-test-post-nms', type=int, default=300,
+                       help='RPN proposals kept per image at test time (GluonCV VOC: 300)')
+        g.add_argument('--rcnn-num-samples', type=int, default=128,
+                       help='RoIs per image sampled for the R-CNN head in training (GluonCV '
+                            'VOC: 128); layer4 runs on each of them')
+        return g
+
+    def check(self):
+        _check_backbone(self.backbone)
+        _positive(self, 'rpn_train_post_nms', 'rpn_test_post_nms', 'rcnn_num_samples')
+
+
+@dataclasses.dataclass
+class SegmenterConfig(_Section):
+    """FCN on a dilated classification backbone (section 6.2; GluonCV's ADE20K settings)."""
+
+    backbone: str = 'resnet50_v1d'
+    backbone_params: Optional[str] = None
+    mode: str = 'hybrid'
+    aux: bool = True
+    aux_weight: float = 0.5
+    syncbn: bool = False
+
+    @staticmethod
+    def add_args(parser, defaults=None):
+        g = parser.add_argument_group('model')
+        _add_backbone(g)
+        g.add_argument('--no-aux', dest='aux', action='store_false',
+                       help='drop the auxiliary FCN head on stage 3 (default: on)')
+        g.add_argument('--aux-weight', type=float, default=0.5,
+                       help='weight of the auxiliary loss')
+        g.add_argument('--syncbn', action='store_true',
+                       help='SyncBatchNorm over the devices of this process')
+        return g
+
+    def check(self):
+        _check_backbone(self.backbone)
+
+
+# ------------------------------------------------------------------------------ data
+@dataclasses.dataclass
+class VOCDataConfig(_Section):
+    """Pascal VOC for Faster-RCNN (paper: train VOC07+12 trainval, test VOC07 test)."""
+
+    data_dir: str = os.path.join('~', '.mxnet', 'datasets', 'voc')
+    train_splits: str = '2007_trainval,2012_trainval'
+    val_splits: str = '2007_test'
+    short: int = 600
+    max_size: int = 1000
+    num_workers: int = 4
+
+    @staticmethod
+    def add_args(parser, defaults=None):
+        d = VOCDataConfig()
+        g = parser.add_argument_group('data')
+        g.add_argument('--data-dir', default=d.data_dir,
+                       help='VOC root holding VOC2007/ and VOC2012/ (prepare_voc.py --out)')
+        g.add_argument('--train-splits', default=d.train_splits,
+                       help='training splits YEAR_NAME,... (paper: VOC07+12 trainval)')
+        g.add_argument('--val-splits', default=d.val_splits, help='evaluation splits')
+        g.add_argument('--short', type=int, default=d.short, help='shorter image side')
+        g.add_argument('--max-size', type=int, default=d.max_size,
+                       help='bound of the longer side')
+        _add_workers(g, d.num_workers)
+        return g
+
+    def check(self):
+        from .detection import parse_voc_splits
+        parse_voc_splits(self.train_splits)
+        parse_voc_splits(self.val_splits)
+        _positive(self, 'short', 'max_size')
+
+
+@dataclasses.dataclass
+class ADE20KDataConfig(_Section):
+    """ADE20K (SceneParsing) for FCN: GluonCV's sizes and validation modes."""
+
+    data_dir: str = os.path.join('~', '.mxnet', 'datasets', 'ade')
+    base_size: int = 520
+    crop_size: int = 480
+    eval_mode: str = 'val'
+    test_batch_size: int = 4
+    num_workers: int = 4
+
+    @staticmethod
+    def add_args(parser, defaults=None):
+        d = ADE20KDataConfig()
+        g = parser.add_argument_group('data')
+        g.add_argument('--data-dir', default=d.data_dir,
+                       help='folder holding ADEChallengeData2016 (prepare_ade20k.py --out)')
+        g.add_argument('--base-size', type=int, default=d.base_size, help='base image size')
+        g.add_argument('--crop-size', type=int, default=d.crop_size, help='crop image size')
+        g.add_argument('--eval-mode', default=d.eval_mode, choices=['val', 'testval'],
+                       help='val: center crops of --crop-size (GluonCV\'s validation in '
+                            'training); testval: full images, one at a time')
+        g.add_argument('--test-batch-size', type=int, default=d.test_batch_size,
+                       help='validation images per device (testval: 1)')
+        _add_workers(g, d.num_workers)
+        return g
+
+    def check(self):
+        _positive(self, 'base_size', 'crop_size', 'test_batch_size')
+        if self.crop_size % 8:
+            raise ValueError('--crop-size must be a multiple of 8 (the output stride), got %d'
+                             % self.crop_size)
+        if self.eval_mode == 'testval':
+            self.test_batch_size = 1
+
+
+def _add_workers(g, default):
+    g.add_argument('-j', '--num-data-workers', '--num-workers', '--workers', dest='num_workers',
+                   type=int, default=default, help='data loader worker processes')
+
+
+# ------------------------------------------------------------------------------ optimisation
+@dataclasses.dataclass
+class OptimConfig(_Section):
+    """Optimizer, batch and learning-rate schedule (sections 2.1, 3.1 and 5.1)."""
+
+    optimizer: str = 'nag'
+    batch_size: int = 32
+    num_gpus: int = 0
+    num_epochs: int = 120
+    lr: Optional[float] = None
+    base_lr: float = 0.1
+    base_batch_size: int = 256
+    lr_mode: str = 'step'
+    lr_decay: float = 0.1
+    lr_decay_epoch: Tuple[float, ...] = (30.0, 60.0, 90.0)
+    power: float = 2.0
+    warmup_epochs: float = 0.0
+    warmup_iters: Optional[int] = None
+    warmup_lr: Optional[float] = None
+    warmup_factor: float = 0.0
+    target_lr: float = 0.0
+    momentum: float = 0.9
+    wd: float = 1e-4
+    no_wd: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.lr_decay_epoch, str):
+            try:
+                self.lr_decay_epoch = tuple(float(e) for e in self.lr_decay_epoch.split(',')
+                                            if e.strip())
+            except ValueError:
+                raise ValueError('--lr-decay-epoch must be comma-separated epochs, got %r'
+                                 % self.lr_decay_epoch) from None
+        self.lr_decay_epoch = tuple(float(e) for e in self.lr_decay_epoch)
+
+    @staticmethod
+    def add_args(parser, defaults=None):
+        from .lr_scheduler import MODES
+        d = dict(dataclasses.asdict(OptimConfig()), **(defaults or {}))
+        d['lr_decay_epoch'] = ','.join('%g' % e for e in d['lr_decay_epoch'])
+        g = parser.add_argument_group('optimization')
+        g.add_argument('--optimizer', default=d['optimizer'], choices=['nag', 'sgd'],
+                       help='nag: Nesterov momentum (paper section 2.1); sgd: momentum SGD')
+        g.add_argument('--batch-size', type=int, default=d['batch_size'],
+                       help='batch per device')
+        g.add_argument('--num-gpus', type=int, default=0, help='GPUs per process; 0 = CPU')
+        g.add_argument('--num-epochs', '--epochs', dest='num_epochs', type=int,
+                       default=d['num_epochs'], help='training epochs')
+        g.add_argument('--lr', type=float, default=None,
+                       help='learning rate; default: linear scaling base-lr x global batch / '
+                            'base-batch-size (section 3.1)')
+        g.add_argument('--base-lr', type=float, default=d['base_lr'],
+                       help='lr for --base-batch-size')
+        g.add_argument('--base-batch-size', type=int, default=d['base_batch_size'],
+                       help='global batch of --base-lr')
+        g.add_argument('--lr-mode', default=d['lr_mode'], choices=list(MODES),
+                       help='step (section 2.1) or cosine (section 5.1, eq. 1), poly, linear, '
+                            'constant')
+        g.add_argument('--lr-decay', type=float, default=d['lr_decay'],
+                       help='step decay factor')
+        g.add_argument('--lr-decay-epoch', default=d['lr_decay_epoch'],
+                       help='epochs of step decay')
+        g.add_argument('--power', type=float, default=d['power'],
+                       help='exponent of the poly decay')
+        g.add_argument('--warmup-epochs', type=float, default=d['warmup_epochs'],
+                       help='linear warmup epochs (section 3.1: 5)')
+        g.add_argument('--warmup-iters', '--lr-warmup', dest='warmup_iters', type=int,
+                       default=d['warmup_iters'],
+                       help='linear warmup iterations; overrides --warmup-epochs')
+        g.add_argument('--warmup-lr', type=float, default=None,
+                       help='lr at the start of warmup (default: --warmup-factor x lr)')
+        g.add_argument('--warmup-factor', '--lr-warmup-factor', dest='warmup_factor',
+                       type=float, default=d['warmup_factor'],
+                       help='warmup starts at this fraction of the lr (unless --warmup-lr)')
+        g.add_argument('--target-lr', type=float, default=0.0,
+                       help='final lr of cosine/poly/linear decay')
+        g.add_argument('--momentum', type=float, default=d['momentum'], help='momentum')
+        g.add_argument('--wd', '--weight-decay', dest='wd', type=float, default=d['wd'],
+                       help='weight decay')
+        g.add_argument('--no-wd', action='store_true',
+                       help='no bias decay (section 3.1): biases and BN gamma/beta get no '
+                            'weight decay, selected by layer role')
+        return g
+
+    def check(self):
+        _positive(self, 'batch_size', 'num_epochs', 'base_batch_size')
+        if self.warmup_iters is not None and self.warmup_iters < 0:
+            raise ValueError('--warmup-iters must be >= 0, got %d' % self.warmup_iters)
+
+    def warmup_start(self, lr):
+        """The lr before the first warmup step: ``--warmup-lr``, else factor x lr."""
+        return self.warmup_lr if self.warmup_lr is not None else self.warmup_factor * lr
+
+
+# ------------------------------------------------------------------------------ tricks
+@dataclasses.dataclass
+class TricksConfig(_Section):
+    """The training refinements of section 5 (label smoothing, distillation, mixup)."""
+
+    label_smoothing: bool = False
+    smoothing_eps: float = 0.1
+    smoothing_style: str = 'paper'
+    mixup: bool = False
+    mixup_alpha: float = 0.2
+    mixup_off_epoch: int = 0
+    teacher: Optional[str] = None
+    teacher_params: Optional[str] = None
+    temperature: float = 20.0
+    hard_weight: Optional[float] = None
+
+    @staticmethod
+    def add_args(parser, defaults=None):
+        g = parser.add_argument_group('refinements (section 5)')
+        g.add_argument('--label-smoothing', action='store_true', help='label smoothing (5.2)')
+        g.add_argument('--smoothing-eps', type=float, default=0.1, help='epsilon of eq. (4)')
+        g.add_argument('--smoothing-style', default='paper', choices=['paper', 'gluoncv'],
+                       help="paper: eq. (4), eps/(K-1) off target; gluoncv: eps/K")
+        g.add_argument('--mixup', action='store_true', help='mixup training (5.4)')
+        g.add_argument('--mixup-alpha', type=float, default=0.2, help='Beta(alpha, alpha)')
+        g.add_argument('--mixup-off-epoch', type=int, default=0,
+                       help='train the last N epochs without mixup')
+        g.add_argument('--teacher', default=None, help='distillation teacher model name (5.3)')
+        g.add_argument('--teacher-params', default=None, help='teacher .params file')
+        g.add_argument('--temperature', type=float, default=20.0, help='T of eq. (6)')
+        g.add_argument('--hard-weight', type=float, default=None,
+                       help="GluonCV's blend w*hard + (1-w)*T^2*soft; default: eq. (6), 1 "
+                            "and 1")
+        return g
+
+    def check(self):
+        from .model_zoo import get_model_list
+        if self.mixup and self.mixup_alpha <= 0:
+            raise ValueError('--mixup-alpha must be positive (the Beta(alpha, alpha) of mixup; '
+                             'paper: 0.2), got %g' % self.mixup_alpha)
+        if self.label_smoothing and not 0 <= self.smoothing_eps < 1:
+            raise ValueError('--smoothing-eps must be in [0, 1) (paper: 0.1), got %g'
+                             % self.smoothing_eps)
+        if self.teacher and self.teacher.lower() not in get_model_list():
+            raise ValueError('unknown --teacher %r; valid names: %s'
+                             % (self.teacher, ', '.join(get_model_list())))
+        if self.teacher and not self.teacher_params:
+            raise ValueError('--teacher needs --teacher-params FILE (the teacher\'s trained '
+                             'weights)')
+        if self.teacher_params and not os.path.isfile(self.teacher_params):
+            raise ValueError('--teacher-params %s does not exist' % self.teacher_params)
+
+
+# ------------------------------------------------------------------------------ run
+@dataclasses.dataclass
+class RunConfig(_Section):
+    """Where the run writes, how often it logs, evaluates and checkpoints, how it is
+    distributed, and its seed."""
+
+    save_dir: str = 'params'
+    resume: bool = False
+    overwrite: bool = False
+    save_frequency: int = 1
+    checkpoint_interval: int = 0
+    val_interval: int = 1
+    log_interval: int = 50
+    logging_file: Optional[str] = None
+    seed: int = 0
+    horovod: bool = False
+    kvstore: Optional[str] = None
+    progress: str = 'auto'
+    tensorboard: Optional[str] = None
+    save_predictions: Optional[str] = None
+    verbose: bool = False
+
+    @staticmethod
+    def add_args(parser, defaults=None, detection=False):
+        d = dict(dataclasses.asdict(RunConfig()), **(defaults or {}))
+        g = parser.add_argument_group('run')
+        g.add_argument('--save-dir', default=d['save_dir'], help='checkpoints, metrics and log')
+        g.add_argument('--resume', action='store_true',
+                       help='continue from the latest checkpoint in --save-dir')
+        g.add_argument('--overwrite', action='store_true',
+                       help='start a new run in a --save-dir that holds an earlier run: its '
+                            'checkpoints, metrics.jsonl, train.log and results.json are moved '
+                            'to SAVE_DIR/replaced-<time>/ first')
+        g.add_argument('--save-frequency', '--save-interval', dest='save_frequency', type=int,
+                       default=1, help='write a checkpoint every N epochs (and after the last)')
+        g.add_argument('--checkpoint-interval', type=int, default=0,
+                       help='also checkpoint every N batches inside an epoch (resumable at '
+                            'that batch); 0: at the end of epochs only. SIGTERM/SIGINT always '
+                            'checkpoint the current position and exit with 128+signal')
+        g.add_argument('--val-interval', type=int, default=1,
+                       help='evaluate every N epochs (and after the last)')
+        g.add_argument('--log-interval', type=int, default=d['log_interval'],
+                       help='batches between log lines')
+        g.add_argument('--logging-file', default=None,
+                       help='log file (default: SAVE_DIR/train.log)')
+        g.add_argument('--seed', type=int, default=0, help='seed of every random choice')
+        g.add_argument('--horovod', action='store_true',
+                       help='Horovod data parallelism (launch with horovodrun)')
+        g.add_argument('--kvstore', default=None,
+                       help='kvstore for several local devices (default: device; not with '
+                            '--horovod)')
+        g.add_argument('--progress', default='auto', choices=['auto', 'bar', 'log'],
+                       help='tqdm bar (auto: when stderr is a terminal) or log lines only')
+        g.add_argument('--tensorboard', default=None, metavar='DIR',
+                       help='also write the metrics.jsonl scalars as TensorBoard event files in '
+                            'DIR (rank 0; needs tensorboardX, the [tensorboard] extra)')
+        if detection:
+            g.add_argument('--save-predictions', default=None,
+                           help='write the final test predictions of this rank (pickle) to '
+                                'this file')
+            g.add_argument('--verbose', action='store_true', help='log the trained parameters')
+        return g
+
+    def check(self):
+        for name, unit in (('log_interval', 'batches'), ('save_frequency', 'epochs'),
+                           ('val_interval', 'epochs')):
+            if getattr(self, name) < 1:
+                raise ValueError('--%s must be a positive number of %s, got %d'
+                                 % (name.replace('_', '-'), unit, getattr(self, name)))
+        if self.checkpoint_interval < 0:
+            raise ValueError('--checkpoint-interval must be >= 0 batches (0: only at the end '
+                             'of epochs), got %d' % self.checkpoint_interval)
+        if self.resume and self.overwrite:
+            raise ValueError('--resume continues the run in --save-dir, --overwrite replaces '
+                             'it: choose one')
+        if self.horovod and self.kvstore is not None:
+            raise ValueError('--kvstore %s has no effect with --horovod (Horovod all-reduces '
+                             'the gradients itself): drop --kvstore' % self.kvstore)
+        if self.kvstore is None and not self.horovod:
+            self.kvstore = 'device'
+
+
+# ------------------------------------------------------------------------------ the whole run
+#: Per-task defaults of the shared flags (GluonCV's recipes for VOC and ADE20K).
+TASK_DEFAULTS = {
+    'classification': {'optim': {}, 'run': {'save_dir': 'params', 'log_interval': 50}},
+    'detection': {'optim': dict(optimizer='sgd', batch_size=1, num_epochs=20, base_lr=0.001,
+                                base_batch_size=1, lr_mode='step', lr_decay_epoch=(14.0, 20.0),
+                                warmup_iters=500, warmup_factor=1. / 3., wd=5e-4),
+                  'run': {'save_dir': 'faster_rcnn', 'log_interval': 100}},
+    'segmentation': {'optim': dict(optimizer='sgd', batch_size=4, num_epochs=120, base_lr=0.01,
+                                   base_batch_size=16, lr_mode='poly', power=0.9,
+                                   warmup_epochs=1.0, wd=1e-4),
+                     'run': {'save_dir': 'fcn', 'log_interval': 20}},
+}
+
+_SECTIONS = {'classification': (ClassifierConfig, None),
+             'detection': (DetectorConfig, VOCDataConfig),
+             'segmentation': (SegmenterConfig, ADE20KDataConfig)}
+
+
+@dataclasses.dataclass
+class TrainConfig(object):
+    """The resolved configuration of one training run (what ``config.json`` holds)."""
+
+    task: str
+    data: object
+    model: object
+    optim: OptimConfig
+    tricks: TricksConfig = dataclasses.field(default_factory=TricksConfig)
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)
+    script: str = ''
+
+    @staticmethod
+    def add_args(parser, task):
+        """Every flag of ``task``'s training script, with the task's defaults."""
+        model_cls, data_cls = _SECTIONS[task]
+        defaults = TASK_DEFAULTS[task]
+        (data_cls or DataConfig).add_args(parser)
+        model_cls.add_args(parser)
+        OptimConfig.add_args(parser, defaults['optim'])
+        if task == 'classification':
+            TricksConfig.add_args(parser)
+        RunConfig.add_args(parser, defaults['run'], detection=task == 'detection')
+
+    @classmethod
+    def from_args(cls, args, task, script=''):
+        model_cls, data_cls = _SECTIONS[task]
+        return cls(task=task, data=(data_cls or DataConfig).from_args(args),
+                   model=model_cls.from_args(args), optim=OptimConfig.from_args(args),
+                   tricks=TricksConfig.from_args(args), run=RunConfig.from_args(args),
+                   script=script)
+
+    def check(self):
+        """Every section's checks and those across sections (``ValueError``)."""
+        for section in (self.data, self.model, self.optim, self.tricks, self.run):
+            if hasattr(section, 'check'):
+                section.check()
+        if getattr(self.model, 'dtype', None) == 'float16' and self.optim.num_gpus == 0:
+            from .precision import bfloat16_supported
+            ok, reason = bfloat16_supported()
+            raise ValueError('--dtype float16 needs GPUs (--num-gpus N): MXNet has no float16 '
+                             'matrix multiply on CPU. %s' % (
+                                 'On this CPU use --dtype bfloat16 (or float32).' if ok else
+                                 'Use --dtype float32 (this CPU cannot train in bfloat16 '
+                                 'either: %s).' % reason))
+        if getattr(self.model, 'syncbn', False) and self.run.horovod:
+            raise ValueError('--syncbn synchronizes the devices of one process, not Horovod '
+                             'ranks')
+        if self.task == 'detection':
+            # GluonCV's RPN slices post-NMS proposals out of all anchors of the image
+            side = -(-min(self.data.short, self.data.max_size) // 16)
+            anchors = side * side * 15
+            for name in ('rpn_train_post_nms', 'rpn_test_post_nms'):
+                if getattr(self.model, name) > anchors:
+                    raise ValueError(
+                        '--%s %d exceeds the %d anchors of a %dx%d image (--short %d): lower '
+                        'it or raise --short' % (name.replace('_', '-'),
+                                                 getattr(self.model, name), anchors,
+                                                 self.data.short, self.data.short,
+                                                 self.data.short))
+        return self
+
+    def to_dict(self, **derived):
+        """The ``config.json`` form; ``derived`` are values the loop resolved (lr, batches)."""
+        out = {'task': self.task, 'script': self.script, 'data': self.data.to_dict(),
+               'model': self.model.to_dict(), 'optim': self.optim.to_dict(),
+               'tricks': self.tricks.to_dict() if self.task == 'classification' else {},
+               'run': self.run.to_dict()}
+        if derived:
+            out['derived'] = json.loads(json.dumps(derived))
+        return out
+
+    @classmethod
+    def from_dict(cls, values):
+        model_cls, data_cls = _SECTIONS[values['task']]
+        return cls(task=values['task'], script=values.get('script', ''),
+                   data=(data_cls or DataConfig).from_dict(values['data']),
+                   model=model_cls.from_dict(values['model']),
+                   optim=OptimConfig.from_dict(values['optim']),
+                   tricks=TricksConfig.from_dict(values.get('tricks') or {}),
+                   run=RunConfig.from_dict(values['run']))
+
+
+def parse_config(task, argv=None, script='', description=None):
+    """The flags of ``task``'s training script (:meth:`TrainConfig.add_args`) parsed from
+    ``argv`` into a checked :class:`TrainConfig`; a value that cannot work ends with
+    ``parser.error`` (exit status 2, the message naming the flag)."""
+    import argparse
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    TrainConfig.add_args(parser, task)
+    args = parser.parse_args(argv)
+    try:
+        return TrainConfig.from_args(args, task, os.path.basename(script)).check()
+    except ValueError as err:
+        parser.error(str(err))
+
+
+def flatten(config):
+    """``{field: value}`` over every section of a ``config.json`` dict (``derived`` last, so
+    its resolved ``lr`` replaces the flag's)."""
+    flat = {k: v for k, v in config.items() if not isinstance(v, dict)}
+    for name in ('data', 'model', 'optim', 'tricks', 'run', 'derived'):
+        flat.update(config.get(name) or {})
+    return flat
+
+
+def resume_changes(saved, current, where):
+    """Compare the ``config.json`` of a run (``saved``) with this command's (``current``).
+
+    Returns the differences of :data:`RESUME_APPLIED` fields as readable lines (to apply and
+    log); raises :class:`~gluon_tricks.errors.ResumeConfigError` listing every other
+    difference outside :data:`RESUME_MAY_CHANGE`. ``where`` names the saved file.
+    """
+    if saved is None or current is None:
+        return []
+    saved, current = flatten(saved), flatten(current)
+    refused, applied = [], []
+    for key in sorted(set(saved) | set(current)):
+        if key in RESUME_MAY_CHANGE or saved.get(key) == current.get(key):
+            continue
+        text = '--%s: %s in %s, %s now' % (key.replace('_', '-'), json.dumps(saved.get(key)),
+                                           where, json.dumps(current.get(key)))
+        (applied if key in RESUME_APPLIED else refused).append(text)
+    if refused:
+        raise ResumeConfigError(
+            '--resume would continue the run with other settings: %s. These define the model, '
+            'the data, the batches or the random choices the checkpoint was trained with and '
+            'cannot change in the middle of a run. Resume with the flags of the original run, '
+            'or start a new run (a fresh --save-dir, or --overwrite) to train with the new '
+            'ones. (The learning-rate schedule flags, --momentum and the weight decay may '
+            'change: they are applied.)' % '; '.join(refused))
+    return applied

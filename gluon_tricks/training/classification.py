@@ -1,0 +1,112 @@
+"""Image classification with the bag of tricks (sections 2-5) as a task of the loop."""
+import mxnet as mx
+
+from ..engine import Recipe, TrainStep, evaluate
+from ..model_zoo import get_initializer, get_model
+from ..model_zoo.io import load_model
+from ..precision import LossScaler, cast_network, init_amp
+from .task import Task
+
+__all__ = ['ClassificationTask']
+
+
+class ClassificationTask(Task):
+    """ImageNet-style classification: the data of ``cfg.data``, the network of ``cfg.model``,
+    the section-5 tricks of ``cfg.tricks`` (:class:`~gluon_tricks.engine.TrainStep`), top-1
+    and top-5 on the validation set."""
+
+    name = 'classification'
+    best_key = 'top1'
+    meters = ('loss', 'correct')
+
+    def setup(self, run):
+        init_amp(run.cfg.model.dtype)  # bfloat16: must run before any network is built
+
+    def build_data(self, run):
+        from ..data import build_loaders
+        dist = run.dist
+        num_parts, part_index = dist.shard()
+        self.train_loader, self.val_loader = build_loaders(
+            run.cfg.data, batch_size=run.local_batch, num_parts=num_parts,
+            part_index=part_index, seed=run.cfg.run.seed)
+        self.classes = self.train_loader.num_classes
+        run.derived['classes'] = self.classes
+        run.log('data: %d classes; this rank (%d of %d) trains on %d samples (%d batches of %d '
+                'per epoch) and validates %d'
+                % (self.classes, dist.rank + 1, dist.size, self.train_loader.num_samples,
+                   len(self.train_loader), run.local_batch, self.val_loader.num_samples))
+        return self.train_loader, self.val_loader
+
+    @property
+    def multi_precision(self):
+        return self.dtype == 'float16'
+
+    def build_model(self, run):
+        m = run.cfg.model
+        self.dtype, self.model_name = m.dtype, m.model
+        net = get_model(m.model, classes=self.classes, last_gamma=m.last_gamma) \
+            if m.model.startswith('resnet') else get_model(m.model, classes=self.classes)
+        cast_network(net, m.dtype)
+        net.initialize(get_initializer(m.init), ctx=run.devices)
+        if m.mode == 'hybrid':
+            net.hybridize(static_alloc=True, static_shape=True)
+        # finish deferred shapes so parameters can be broadcast, counted and decay-tagged
+        size = run.cfg.data.input_size
+        net(mx.nd.zeros((1, 3, size, size), ctx=run.devices[0],
+                        dtype='float16' if m.dtype == 'float16' else 'float32'))
+        return net
+
+    def prepare(self, run):
+        m, t = run.cfg.model, run.cfg.tricks
+        self.scaler = LossScaler(None if m.loss_scale == 'none' else m.loss_scale)
+        teacher = None
+        if t.teacher:
+            teacher = load_model(t.teacher, t.teacher_params, ctx=run.devices,
+                                 classes=self.classes)
+            cast_network(teacher, m.dtype)
+            for p in teacher.collect_params().values():
+                p.grad_req = 'null'
+            if m.mode == 'hybrid':
+                teacher.hybridize(static_alloc=True, static_shape=True)
+            run.dist.broadcast_parameters(teacher.collect_params())  # one teacher for all ranks
+        recipe = Recipe(self.classes, t.smoothing_eps if t.label_smoothing else 0.0,
+                        t.smoothing_style, t.mixup_alpha if t.mixup else 0.0,
+                        t.mixup_off_epoch, run.cfg.optim.num_epochs, t.temperature,
+                        t.hard_weight)
+        self.step = TrainStep(run.net, run.trainer, run.devices, recipe, self.scaler, m.dtype,
+                              teacher)
+
+    def stateful(self):
+        return {'loss_scaler': self.scaler}
+
+    def train_step(self, run, batch, epoch, i, rng):
+        self.step.rng = rng
+        return self.step(batch[0], batch[1], epoch, i), batch[0].shape[0]
+
+    def summarize(self, sums, samples):
+        n = max(samples, 1)
+        return {'train_loss': sums[0] / n, 'train_acc': sums[1] / n}
+
+    def log_extra(self):
+        if self.scaler.mode == 'off':
+            return ''
+        return '  skipped-steps %d  loss-scale %g' % (self.scaler.num_skipped, self.scaler.scale)
+
+    def epoch_fields(self):
+        return {'skipped_steps': self.scaler.num_skipped}
+
+    def evaluate(self, run, epoch):
+        val = evaluate(run.net, self.val_loader, run.devices, run.dist, self.dtype)
+        run.log('epoch %d: val top-1 %.4f top-5 %.4f (%d images)'
+                % (epoch + 1, val['top1'], val['top5'], val['total']))
+        return {'top1': val['top1'], 'top5': val['top5'], 'val_samples': val['total']}
+
+    def results(self, run, last_eval, best):
+        run.log('finished: best val top-1 %.4f' % (best or 0.0))
+        out = {'model': run.cfg.model.model, 'epochs': run.cfg.optim.num_epochs,
+               'best_top1': best, 'classes': self.classes}
+        out.update(last_eval or {})
+        return out
+
+    def checkpoint_info(self):
+        return {'model': self.model_name, 'classes': self.classes}
