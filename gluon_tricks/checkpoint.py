@@ -102,16 +102,9 @@ class Checkpoint(object):
     """One saved checkpoint, as found by :meth:`CheckpointManager.load_latest` or
     :meth:`CheckpointManager.load_best`.
 
-    Attributes
-    ----------
-    directory : str
-    epoch : int
-    params_path, states_path, state_path : str
-        ``states_path`` is ``None`` when the checkpoint was saved without a trainer.
-    state : dict
-        The caller's state as passed to ``save`` (JSON round trip).
-    meta : dict
-        The whole ``state.json`` (format version, epoch, time, files, state).
+    Attributes: ``directory``, ``epoch``, ``batch``, ``params_path``, ``states_path``
+    (``None`` when saved without a trainer), ``state_path``, ``state`` (the caller's state
+    as passed to ``save``) and ``meta`` (the whole ``state.json``).
     """
 
     def __init__(self, directory):

@@ -336,7 +336,6 @@ def resume_run(save_dir, net, trainer, devices, dist, config=None, best_key=None
 
 def write_config(save_dir, config):
     """Write ``SAVE_DIR/config.json`` (atomically): the resolved configuration of the run."""
-    os.makedirs(save_dir, exist_ok=True)
     write_atomic(os.path.join(save_dir, CONFIG_FILE),
                   json.dumps(config, indent=1, sort_keys=True) + '\n')
 
@@ -392,8 +391,6 @@ class TrainingRun(object):
     stateful : dict, optional
         ``{name: object with state_dict()}`` saved with every checkpoint (the loss scaler).
 
-    Notes
-    -----
     Signals: the handlers only set a flag. A single process reads it after every step;
     Horovod ranks agree on it (an allreduce of the flag) every :data:`STOP_CHECK_BATCHES`
     batches and at the end of every epoch, so all ranks stop after the same step; rank 0

@@ -223,7 +223,7 @@ def test_bfloat16_checkpoint_is_float32_and_loss_scaler_off(runs):
         states = list(_nd_arrays(pickle.load(f)))
     assert states and {np.dtype(s.dtype).name for s in states} == {'float32'}  # momentum
     with open(str(ckpt / 'state.json')) as f:
-        scaler = json.load(f)['state']['loss_scaler']
+        scaler = json.load(f)['state']['stateful']['loss_scaler']
     assert scaler['mode'] == 'off' and scaler['scale'] == 1.0 and scaler['num_skipped'] == 0
     assert all(r['skipped_steps'] == 0 for r in runs['metrics']['bf16'])
     assert 'loss-scale' not in runs['out']['bf16']

@@ -143,6 +143,23 @@ def test_nan_loss_stops_with_epoch_batch_and_checkpoint(rec_dir, tmp_path):
     assert 'epoch 1, batch' in msg and 'last good checkpoint is none' in msg
 
 
+def test_nan_policy_never_saves_a_state_trained_on_a_non_finite_loss(rec_dir, tmp_path):
+    """The loop reads the loss sums at log points only (here every 4 batches), but before any
+    checkpoint: a checkpoint due after every batch is refused from the first non-finite loss
+    on, so the latest checkpoint is the last good one, and the error names it."""
+    from gluon_tricks.errors import NonFiniteLossError, UserError
+    save = tmp_path / 'nan'
+    with pytest.raises(NonFiniteLossError) as err:
+        train_imagenet.main(_args(rec_dir, save, '--num-epochs', '1', '--lr', '1e30',
+                                  '--checkpoint-interval', '1'))
+    assert isinstance(err.value, UserError)
+    pointer = json.loads((save / 'checkpoint-latest.json').read_text())
+    bad = int(str(err.value).split('epoch 1, batch ')[1].split(' ')[0])   # 1-based
+    assert pointer['batch'] == bad - 1 >= 1   # the checkpoint of the batch before it
+    assert str(save / pointer['dir']) in str(err.value)
+    assert not os.path.exists(str(save / 'metrics.jsonl'))
+
+
 def test_resume_without_checkpoint_is_a_clear_error(rec_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match='no checkpoint in'):
         train_imagenet.main(_args(rec_dir, tmp_path / 'empty', '--resume'))
