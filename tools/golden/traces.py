@@ -40,22 +40,16 @@ LOSS_RTOL = 1e-2
 
 def machine():
     """The vector features of this CPU (those in :data:`VECTOR_FLAGS`), sorted."""
-    flags = set()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('flags'):
-                    flags = set(line.split(':', 1)[1].split())
-                    break
-    except OSError:
-        pass
-    return sorted(flags & set(VECTOR_FLAGS))
+    from gluon_tricks.precision import cpu_flags
+    return sorted(set(cpu_flags()) & set(VECTOR_FLAGS))
 
 
 def dry_run_rows(repo, runs_dir):
     """[(row, table, argv)] of the proxy dry run of every table script of ``repo``."""
+    # the proxy settings the traces were recorded with (the runner's 'legacy' profile, no
+    # seed copies)
     env = dict(os.environ, SCALE='proxy', DRY_RUN='1', REPORT='0', RUNS_DIR=runs_dir,
-               PYTHON=sys.executable)
+               PYTHON=sys.executable, PROXY_PROFILE='legacy', PROXY_SEEDS='')
     out = subprocess.run(['bash', os.path.join(repo, 'scripts/classification/tables/all.sh')],
                          env=env, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          universal_newlines=True, check=True).stdout
@@ -142,7 +136,11 @@ def shrink(argv, work, repo):
     _drop(argv, '--save-dir')
     if script.endswith('train_imagenet.py'):
         _set(argv, '--data-dir', os.path.join(work, 'rec'))
-        _set(argv, '--batch-size', max(int(_flag(argv, '--batch-size', 32)) // 4, 2))
+        batch = int(_flag(argv, '--batch-size', 32))
+        if '--lr' not in argv:   # the row's lr (linear scaling of its batch), kept when shrunk
+            _set(argv, '--lr', repr(float(_flag(argv, '--base-lr', 0.1)) * batch /
+                                    float(_flag(argv, '--base-batch-size', 256))))
+        _set(argv, '--batch-size', max(batch // 4, 2))
         _set(argv, '-j', 1)
         if '--teacher' in argv:
             _set(argv, '--teacher-params', fake_params(work, _flag(argv, '--teacher'), repo))
@@ -194,13 +192,15 @@ def trace_row(argv, key, work, repo, ranks):
     return {'rank%d' % r: _read('%s.rank%d' % (out, r)) for r in range(ranks)}
 
 
-def plan(repo, work, rows_glob=None):
+def plan(repo, work, rows_glob=None, rows_repo=None):
     """{trace name: {'argv', 'rows', 'ranks'}} for every distinct shrunk command."""
     make_data(work, repo)
     traces = {}
-    for name, table, argv in dry_run_rows(repo, os.path.join(work, 'dry')):
+    for name, table, argv in dry_run_rows(rows_repo or repo, os.path.join(work, 'dry')):
         if rows_glob and not any(fnmatch.fnmatch(name, g) for g in rows_glob.split(',')):
             continue
+        if rows_repo:   # the row's script of the checkout under test
+            argv = [a.replace(rows_repo, repo) for a in argv]
         small, key = shrink(argv, work, repo)
         for ranks in ((1, 2) if name in HOROVOD_ROWS else (1,)):
             entry = traces.setdefault('%s-np%d' % (key, ranks),
@@ -214,6 +214,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('action', choices=['record', 'check', 'list'])
     p.add_argument('--repo', default='.', help='checkout whose code and table scripts run')
+    p.add_argument('--rows-repo', default=None,
+                   help='take the rows from this checkout\'s table scripts instead (record '
+                        'the old code with rows defined later)')
     p.add_argument('--out', default='tests/golden', help='folder of the trace files')
     p.add_argument('--work', default=None, help='scratch folder (default: a temporary one)')
     p.add_argument('--rows', default=None, help='comma-separated row-name globs')
@@ -221,7 +224,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     repo = os.path.abspath(args.repo)
     work = os.path.abspath(args.work or tempfile.mkdtemp(prefix='golden-'))
-    traces = plan(repo, work, args.rows)
+    traces = plan(repo, work, args.rows, rows_repo=args.rows_repo and os.path.abspath(args.rows_repo))
     names = sorted(traces, key=lambda n: traces[n]['rows'][0])
     if args.action == 'list':
         for n in names:
@@ -246,16 +249,22 @@ def main(argv=None):
                                       '%d updates' % len(got['rank0']), time.time() - tic),
                   flush=True)
         else:
-            golden = _read_golden(path)
+            golden = golden_for(args.out, t['rows'][0].split(' (')[0], t['ranks'])
             bad = _compare(golden['trace'], got, exact=golden.get('machine') == machine())
             failures += bool(bad)
             print('%s: %s (%.0f s)' % (label, bad or 'identical', time.time() - tic), flush=True)
     return 1 if failures else 0
 
 
-def _read_golden(path):
-    with open(path) as f:
-        return json.load(f)
+def golden_for(folder, row, ranks):
+    """The recorded trace of ``row`` with ``ranks`` processes (traces are found by row name:
+    the commands, and so the file names, may change)."""
+    for path in sorted(glob.glob(os.path.join(folder, '*-np%d.json' % ranks))):
+        with open(path) as f:
+            data = json.load(f)
+        if any(r.split(' (')[0] == row for r in data['rows']):
+            return data
+    raise KeyError('no golden trace of row %s with %d rank(s) in %s' % (row, ranks, folder))
 
 
 def _same(a, b, exact):
