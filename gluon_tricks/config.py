@@ -10,22 +10,24 @@ reads like the command line::
      "model": {"model": "resnet50_v1d", "last_gamma": true, ...}, "optim": {...},
      "tricks": {...}, "run": {...}, "derived": {"lr": 0.4, "global_batch": 1024, ...}}
 
-Readers look fields up by name across sections (:func:`flatten`). ``--resume`` compares the
-saved file with this command's configuration (:func:`resume_changes`): the fields of
-:data:`RESUME_MAY_CHANGE` may differ, those of :data:`RESUME_APPLIED` are applied and
-logged, any other difference is refused.
+The model and data sections of detection and segmentation live with their tasks
+(:data:`TASK_MODULES`). Readers look fields up by name across sections (:func:`flatten`).
+``--resume`` compares the saved file with this command's configuration
+(:func:`resume_changes`): the fields of :data:`RESUME_MAY_CHANGE` may differ, those of
+:data:`RESUME_APPLIED` are applied and logged, any other difference is refused.
 """
 import dataclasses
+import importlib
 import json
 import os
 from typing import Optional, Tuple
 
 from .errors import ResumeConfigError
 
-__all__ = ['ClassifierConfig', 'DetectorConfig', 'SegmenterConfig', 'VOCDataConfig',
-           'ADE20KDataConfig', 'OptimConfig', 'TricksConfig', 'RunConfig', 'TrainConfig',
-           'TASK_DEFAULTS', 'RESUME_MAY_CHANGE', 'RESUME_APPLIED', 'flatten', 'resume_changes',
-           'parse_config', 'DataConfig']
+__all__ = ['Section', 'ClassifierConfig', 'OptimConfig', 'TricksConfig', 'RunConfig',
+           'TrainConfig', 'CLASSIFICATION_DEFAULTS', 'TASK_MODULES', 'task_sections',
+           'RESUME_MAY_CHANGE', 'RESUME_APPLIED', 'flatten', 'resume_changes', 'parse_config',
+           'DataConfig', 'check_positive', 'add_mode']
 
 from .data.options import DataConfig
 
@@ -48,7 +50,7 @@ RESUME_APPLIED = frozenset((
     'power', 'momentum', 'wd'))
 
 
-class _Section(object):
+class Section(object):
     """``from_args``/``to_dict``/``from_dict`` of a dataclass whose fields are argparse dests."""
 
     @classmethod
@@ -73,15 +75,18 @@ class _Section(object):
     def check(self):
         """Raise ``ValueError`` naming the flag of a value that cannot work."""
 
+    def check_with(self, cfg):
+        """The checks of a model section that need the other sections of ``cfg``."""
 
-def _positive(section, *names):
+
+def check_positive(section, *names):
     for name in names:
         value = getattr(section, name)
         if value is not None and value < 1:
             raise ValueError('--%s must be positive, got %r' % (name.replace('_', '-'), value))
 
 
-def _add_mode(group):
+def add_mode(group):
     group.add_argument('--mode', default='hybrid', choices=['hybrid', 'imperative'],
                        help='hybrid: hybridize the network (static graph)')
     group.add_argument('--disable-hybridization', dest='mode', action='store_const',
@@ -90,7 +95,7 @@ def _add_mode(group):
 
 # ------------------------------------------------------------------------------ model
 @dataclasses.dataclass
-class ClassifierConfig(_Section):
+class ClassifierConfig(Section):
     """The classification network and its precision (sections 2-4)."""
 
     model: str = 'resnet50_v1d'
@@ -106,7 +111,7 @@ class ClassifierConfig(_Section):
         g.add_argument('--model', default='resnet50_v1d',
                        help='get_model name: resnet{18,34,50,101,152}_v1{,b,c,d}, resnet*_v1e/s, '
                             'mobilenet1.0 ... mobilenet0.25, inceptionv3')
-        _add_mode(g)
+        add_mode(g)
         g.add_argument('--last-gamma', action='store_true',
                        help='zero gamma (section 3.1): last BN of every residual block starts '
                             'at 0')
@@ -139,161 +144,20 @@ class ClassifierConfig(_Section):
                 raise ValueError("--loss-scale must be a number, 'dynamic' or 'none', got %r"
                                  % self.loss_scale) from None
 
-
-def _add_backbone(g):
-    g.add_argument('--backbone', required=True,
-                   help='zoo ResNet name, e.g. resnet50_v1b (B-standard) or resnet50_v1d')
-    g.add_argument('--backbone-params', required=True,
-                   help='classification checkpoint: .params of train_imagenet.py (or its '
-                        'checkpoint dir / --save-dir) or GluonCV\'s for the same name')
-    _add_mode(g)
-
-
-def _check_backbone(name):
-    from .model_zoo import get_model_list
-    if name.lower() not in get_model_list() or not name.startswith('resnet'):
-        raise ValueError('unknown --backbone %r; valid: %s' % (
-            name, ', '.join(m for m in get_model_list() if m.startswith('resnet'))))
-
-
-@dataclasses.dataclass
-class DetectorConfig(_Section):
-    """Faster-RCNN on a classification backbone (section 6.1; GluonCV's VOC settings)."""
-
-    backbone: str = 'resnet50_v1d'
-    backbone_params: Optional[str] = None
-    mode: str = 'hybrid'
-    frozen_stages: int = 1
-    rpn_train_post_nms: int = 2000
-    rpn_test_post_nms: int = 300
-    rcnn_num_samples: int = 128
-
-    @staticmethod
-    def add_args(parser, defaults=None):
-        g = parser.add_argument_group('model')
-        _add_backbone(g)
-        g.add_argument('--frozen-stages', type=int, default=1,
-                       help='ResNet stages kept frozen besides the stem (GluonCV VOC: 1)')
-        g.add_argument('--rpn-train-post-nms', type=int, default=2000,
-                       help='RPN proposals kept per image in training (GluonCV VOC: 2000; '
-                            'small images have fewer anchors: at most (short/16)^2 x 15)')
-        g.add_argument('--rpn-test-post-nms', type=int, default=300,
-                       help='RPN proposals kept per image at test time (GluonCV VOC: 300)')
-        g.add_argument('--rcnn-num-samples', type=int, default=128,
-                       help='RoIs per image sampled for the R-CNN head in training (GluonCV '
-                            'VOC: 128); layer4 runs on each of them')
-        return g
-
-    def check(self):
-        _check_backbone(self.backbone)
-        _positive(self, 'rpn_train_post_nms', 'rpn_test_post_nms', 'rcnn_num_samples')
-
-
-@dataclasses.dataclass
-class SegmenterConfig(_Section):
-    """FCN on a dilated classification backbone (section 6.2; GluonCV's ADE20K settings)."""
-
-    backbone: str = 'resnet50_v1d'
-    backbone_params: Optional[str] = None
-    mode: str = 'hybrid'
-    aux: bool = True
-    aux_weight: float = 0.5
-    syncbn: bool = False
-
-    @staticmethod
-    def add_args(parser, defaults=None):
-        g = parser.add_argument_group('model')
-        _add_backbone(g)
-        g.add_argument('--no-aux', dest='aux', action='store_false',
-                       help='drop the auxiliary FCN head on stage 3 (default: on)')
-        g.add_argument('--aux-weight', type=float, default=0.5,
-                       help='weight of the auxiliary loss')
-        g.add_argument('--syncbn', action='store_true',
-                       help='SyncBatchNorm over the devices of this process')
-        return g
-
-    def check(self):
-        _check_backbone(self.backbone)
-
-
-# ------------------------------------------------------------------------------ data
-@dataclasses.dataclass
-class VOCDataConfig(_Section):
-    """Pascal VOC for Faster-RCNN (paper: train VOC07+12 trainval, test VOC07 test)."""
-
-    data_dir: str = os.path.join('~', '.mxnet', 'datasets', 'voc')
-    train_splits: str = '2007_trainval,2012_trainval'
-    val_splits: str = '2007_test'
-    short: int = 600
-    max_size: int = 1000
-    num_workers: int = 4
-
-    @staticmethod
-    def add_args(parser, defaults=None):
-        d = VOCDataConfig()
-        g = parser.add_argument_group('data')
-        g.add_argument('--data-dir', default=d.data_dir,
-                       help='VOC root holding VOC2007/ and VOC2012/ (prepare_voc.py --out)')
-        g.add_argument('--train-splits', default=d.train_splits,
-                       help='training splits YEAR_NAME,... (paper: VOC07+12 trainval)')
-        g.add_argument('--val-splits', default=d.val_splits, help='evaluation splits')
-        g.add_argument('--short', type=int, default=d.short, help='shorter image side')
-        g.add_argument('--max-size', type=int, default=d.max_size,
-                       help='bound of the longer side')
-        _add_workers(g, d.num_workers)
-        return g
-
-    def check(self):
-        from .detection import parse_voc_splits
-        parse_voc_splits(self.train_splits)
-        parse_voc_splits(self.val_splits)
-        _positive(self, 'short', 'max_size')
-
-
-@dataclasses.dataclass
-class ADE20KDataConfig(_Section):
-    """ADE20K (SceneParsing) for FCN: GluonCV's sizes and validation modes."""
-
-    data_dir: str = os.path.join('~', '.mxnet', 'datasets', 'ade')
-    base_size: int = 520
-    crop_size: int = 480
-    eval_mode: str = 'val'
-    test_batch_size: int = 4
-    num_workers: int = 4
-
-    @staticmethod
-    def add_args(parser, defaults=None):
-        d = ADE20KDataConfig()
-        g = parser.add_argument_group('data')
-        g.add_argument('--data-dir', default=d.data_dir,
-                       help='folder holding ADEChallengeData2016 (prepare_ade20k.py --out)')
-        g.add_argument('--base-size', type=int, default=d.base_size, help='base image size')
-        g.add_argument('--crop-size', type=int, default=d.crop_size, help='crop image size')
-        g.add_argument('--eval-mode', default=d.eval_mode, choices=['val', 'testval'],
-                       help='val: center crops of --crop-size (GluonCV\'s validation in '
-                            'training); testval: full images, one at a time')
-        g.add_argument('--test-batch-size', type=int, default=d.test_batch_size,
-                       help='validation images per device (testval: 1)')
-        _add_workers(g, d.num_workers)
-        return g
-
-    def check(self):
-        _positive(self, 'base_size', 'crop_size', 'test_batch_size')
-        if self.crop_size % 8:
-            raise ValueError('--crop-size must be a multiple of 8 (the output stride), got %d'
-                             % self.crop_size)
-        if self.eval_mode == 'testval':
-            self.test_batch_size = 1
-
-
-def _add_workers(g, default):
-    g.add_argument('-j', '--num-data-workers', '--num-workers', '--workers', dest='num_workers',
-                   type=int, default=default, help='data loader worker processes')
+    def check_with(self, cfg):
+        if self.dtype == 'float16' and cfg.optim.num_gpus == 0:
+            from .precision import bfloat16_supported
+            ok, reason = bfloat16_supported()
+            raise ValueError('--dtype float16 needs GPUs (--num-gpus N): MXNet has no float16 '
+                             'matrix multiply on CPU. %s' % (
+                                 'On this CPU use --dtype bfloat16 (or float32).' if ok else
+                                 'Use --dtype float32 (this CPU cannot train in bfloat16 '
+                                 'either: %s).' % reason))
 
 
 # ------------------------------------------------------------------------------ optimisation
 @dataclasses.dataclass
-class OptimConfig(_Section):
+class OptimConfig(Section):
     """Optimizer, batch and learning-rate schedule (sections 2.1, 3.1 and 5.1)."""
 
     optimizer: str = 'nag'
@@ -376,7 +240,7 @@ class OptimConfig(_Section):
         return g
 
     def check(self):
-        _positive(self, 'batch_size', 'num_epochs', 'base_batch_size')
+        check_positive(self, 'batch_size', 'num_epochs', 'base_batch_size')
         if self.warmup_iters is not None and self.warmup_iters < 0:
             raise ValueError('--warmup-iters must be >= 0, got %d' % self.warmup_iters)
 
@@ -387,7 +251,7 @@ class OptimConfig(_Section):
 
 # ------------------------------------------------------------------------------ tricks
 @dataclasses.dataclass
-class TricksConfig(_Section):
+class TricksConfig(Section):
     """The training refinements of section 5 (label smoothing, distillation, mixup)."""
 
     label_smoothing: bool = False
@@ -440,7 +304,7 @@ class TricksConfig(_Section):
 
 # ------------------------------------------------------------------------------ run
 @dataclasses.dataclass
-class RunConfig(_Section):
+class RunConfig(Section):
     """Where the run writes, how often it logs, evaluates and checkpoints, how it is
     distributed, and its seed."""
 
@@ -521,22 +385,21 @@ class RunConfig(_Section):
 
 
 # ------------------------------------------------------------------------------ the whole run
-#: Per-task defaults of the shared flags (GluonCV's recipes for VOC and ADE20K).
-TASK_DEFAULTS = {
-    'classification': {'optim': {}, 'run': {'save_dir': 'params', 'log_interval': 50}},
-    'detection': {'optim': dict(optimizer='sgd', batch_size=1, num_epochs=20, base_lr=0.001,
-                                base_batch_size=1, lr_mode='step', lr_decay_epoch=(14.0, 20.0),
-                                warmup_iters=500, warmup_factor=1. / 3., wd=5e-4),
-                  'run': {'save_dir': 'faster_rcnn', 'log_interval': 100}},
-    'segmentation': {'optim': dict(optimizer='sgd', batch_size=4, num_epochs=120, base_lr=0.01,
-                                   base_batch_size=16, lr_mode='poly', power=0.9,
-                                   warmup_epochs=1.0, wd=1e-4),
-                     'run': {'save_dir': 'fcn', 'log_interval': 20}},
-}
+#: The defaults of the shared flags for classification (the other tasks: their ``DEFAULTS``).
+CLASSIFICATION_DEFAULTS = {'optim': {}, 'run': {'save_dir': 'params', 'log_interval': 50}}
 
-_SECTIONS = {'classification': (ClassifierConfig, None),
-             'detection': (DetectorConfig, VOCDataConfig),
-             'segmentation': (SegmenterConfig, ADE20KDataConfig)}
+#: The modules of the tasks trained from a backbone (GluonCV's VOC and ADE20K recipes); each
+#: defines ``MODEL_CONFIG``, ``DATA_CONFIG`` and ``DEFAULTS``, imported when its task is parsed.
+TASK_MODULES = {'detection': 'gluon_tricks.training.detection',
+                'segmentation': 'gluon_tricks.training.segmentation'}
+
+
+def task_sections(task):
+    """``(model section, data section, defaults of the shared flags)`` of ``task``."""
+    if task == 'classification':
+        return ClassifierConfig, DataConfig, CLASSIFICATION_DEFAULTS
+    module = importlib.import_module(TASK_MODULES[task])
+    return module.MODEL_CONFIG, module.DATA_CONFIG, module.DEFAULTS
 
 
 @dataclasses.dataclass
@@ -554,9 +417,8 @@ class TrainConfig(object):
     @staticmethod
     def add_args(parser, task):
         """Every flag of ``task``'s training script, with the task's defaults."""
-        model_cls, data_cls = _SECTIONS[task]
-        defaults = TASK_DEFAULTS[task]
-        (data_cls or DataConfig).add_args(parser)
+        model_cls, data_cls, defaults = task_sections(task)
+        data_cls.add_args(parser)
         model_cls.add_args(parser)
         OptimConfig.add_args(parser, defaults['optim'])
         if task == 'classification':
@@ -565,8 +427,8 @@ class TrainConfig(object):
 
     @classmethod
     def from_args(cls, args, task, script=''):
-        model_cls, data_cls = _SECTIONS[task]
-        return cls(task=task, data=(data_cls or DataConfig).from_args(args),
+        model_cls, data_cls, _ = task_sections(task)
+        return cls(task=task, data=data_cls.from_args(args),
                    model=model_cls.from_args(args), optim=OptimConfig.from_args(args),
                    tricks=TricksConfig.from_args(args), run=RunConfig.from_args(args),
                    script=script)
@@ -576,29 +438,7 @@ class TrainConfig(object):
         for section in (self.data, self.model, self.optim, self.tricks, self.run):
             if hasattr(section, 'check'):
                 section.check()
-        if getattr(self.model, 'dtype', None) == 'float16' and self.optim.num_gpus == 0:
-            from .precision import bfloat16_supported
-            ok, reason = bfloat16_supported()
-            raise ValueError('--dtype float16 needs GPUs (--num-gpus N): MXNet has no float16 '
-                             'matrix multiply on CPU. %s' % (
-                                 'On this CPU use --dtype bfloat16 (or float32).' if ok else
-                                 'Use --dtype float32 (this CPU cannot train in bfloat16 '
-                                 'either: %s).' % reason))
-        if getattr(self.model, 'syncbn', False) and self.run.horovod:
-            raise ValueError('--syncbn synchronizes the devices of one process, not Horovod '
-                             'ranks')
-        if self.task == 'detection':
-            # GluonCV's RPN slices post-NMS proposals out of all anchors of the image
-            side = -(-min(self.data.short, self.data.max_size) // 16)
-            anchors = side * side * 15
-            for name in ('rpn_train_post_nms', 'rpn_test_post_nms'):
-                if getattr(self.model, name) > anchors:
-                    raise ValueError(
-                        '--%s %d exceeds the %d anchors of a %dx%d image (--short %d): lower '
-                        'it or raise --short' % (name.replace('_', '-'),
-                                                 getattr(self.model, name), anchors,
-                                                 self.data.short, self.data.short,
-                                                 self.data.short))
+        self.model.check_with(self)
         return self
 
     def to_dict(self, **derived):
@@ -613,9 +453,9 @@ class TrainConfig(object):
 
     @classmethod
     def from_dict(cls, values):
-        model_cls, data_cls = _SECTIONS[values['task']]
+        model_cls, data_cls, _ = task_sections(values['task'])
         return cls(task=values['task'], script=values.get('script', ''),
-                   data=(data_cls or DataConfig).from_dict(values['data']),
+                   data=data_cls.from_dict(values['data']),
                    model=model_cls.from_dict(values['model']),
                    optim=OptimConfig.from_dict(values['optim']),
                    tricks=TricksConfig.from_dict(values.get('tricks') or {}),

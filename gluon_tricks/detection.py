@@ -21,10 +21,11 @@ original resolution and scored with :class:`~gluoncv.utils.metrics.voc_detection
 nor as false positives when detected). Under Horovod every rank scores its shard and the
 metric states are merged (:func:`merge_voc_states`) before AP is computed, so the result
 equals one process scoring the whole test set.
+
+The training task (flags and :class:`~gluon_tricks.training.detection.DetectionTask`) is
+:mod:`gluon_tricks.training.detection`.
 """
-import math
 import os
-import pickle
 import time
 from collections import OrderedDict, defaultdict
 
@@ -33,14 +34,13 @@ import mxnet as mx
 from mxnet.gluon import nn
 
 from .data import ShardBatchSampler
-from .training.task import SamplerLoader, Task
 from .transfer import SeededDataset, load_backbone
 
 __all__ = ['VOC_CLASSES', 'VOC_FASTER_RCNN', 'parse_voc_splits', 'build_faster_rcnn',
            'backbone_stage',
            'trainable_params', 'train_loader', 'val_loader', 'evaluate', 'voc_state',
            'merge_voc_states', 'set_voc_state', 'format_ap_table',
-           'check_voc_layout', 'check_voc_annotations', 'voc_dataset', 'DetectionTask']
+           'check_voc_layout', 'check_voc_annotations', 'voc_dataset']
 
 #: The 20 Pascal VOC classes in GluonCV's label order.
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
@@ -475,146 +475,3 @@ def voc_dataset(root, splits):
     check_voc_layout(root, splits)
     check_voc_annotations(root, splits)
     return VOCDetection(root=root, splits=splits)
-
-
-
-class DetectionTask(Task):
-    """Faster-RCNN on Pascal VOC (section 6.1, Table 8) as a task of
-    :func:`gluon_tricks.training.fit`: GluonCV's transforms, losses
-    (``ForwardBackwardTask``) and VOC07 mAP."""
-
-    name = 'detection'
-    best_key = 'map'
-    losses = ('rpn_conf', 'rpn_smoothl1', 'rcnn_ce', 'rcnn_smoothl1')
-    meters = losses + ('rpn_correct', 'rpn_count', 'rcnn_correct', 'rcnn_count')
-
-    def build_data(self, run):
-        d = run.cfg.data
-        self.train_splits = parse_voc_splits(d.train_splits)
-        self.val_splits = parse_voc_splits(d.val_splits)
-        self.train_set = voc_dataset(d.data_dir, self.train_splits)
-        self.val_set = voc_dataset(d.data_dir, self.val_splits)
-        run.derived['classes'] = len(self.train_set.classes)
-        # the loaders need the network (anchors, RPN targets): made in build_model
-        self.loader = SamplerLoader(None, ShardBatchSampler(
-            len(self.train_set), run.local_batch, True, run.dist.size, run.dist.rank,
-            run.cfg.run.seed, last_batch='discard'))
-        if len(self.loader) == 0:
-            raise ValueError('%d training images give no batch of %d on each of %d rank(s)'
-                             % (len(self.train_set), run.local_batch, run.dist.size))
-        run.log('data: %d training images (%s), %d test images (%s); %d iterations of %d per '
-                'epoch' % (len(self.train_set), self.train_splits, len(self.val_set),
-                           self.val_splits, len(self.loader), run.global_batch))
-        return self.loader, None
-
-    def build_model(self, run):
-        m, d = run.cfg.model, run.cfg.data
-        net = build_faster_rcnn(m.backbone, m.backbone_params, classes=self.train_set.classes,
-                                short=d.short, max_size=d.max_size, ctx=run.devices,
-                                per_device_batch_size=run.cfg.optim.batch_size,
-                                rpn_train_post_nms=m.rpn_train_post_nms,
-                                rpn_test_post_nms=m.rpn_test_post_nms,
-                                num_sample=m.rcnn_num_samples)
-        run.log('backbone %s from %s (frozen BN statistics)'
-                % (m.backbone, net.backbone_params_file))
-        self.loader.loader, self.loader.sampler = train_loader(
-            net, self.train_set, run.cfg.optim.batch_size, len(run.devices), run.dist.size,
-            run.dist.rank, run.cfg.run.seed, d.num_workers)
-        self.val_data = val_loader(net, self.val_set, len(run.devices), run.dist.size,
-                                   run.dist.rank, d.num_workers)
-        self.result, self.per_device = None, run.cfg.optim.batch_size
-        return net
-
-    def trainable_params(self, run):
-        frozen = run.cfg.model.frozen_stages
-        params = trainable_params(run.net, frozen)
-        if run.cfg.run.verbose:
-            run.log('trained parameters: %s' % ', '.join(params))
-        run.log('fine-tuning %d parameter tensors: convolutions of stages %d-4, RPN and heads; '
-                'the stem%s and all BatchNorm parameters stay frozen'
-                % (len(params), frozen + 1, ', stages 1-%d' % frozen if frozen else ''))
-        return params
-
-    def prepare(self, run):
-        from gluoncv.model_zoo.rcnn.faster_rcnn.data_parallel import ForwardBackwardTask
-        from gluoncv.utils.metrics.voc_detection import VOC07MApMetric
-        loss = mx.gluon.loss
-        self.step = ForwardBackwardTask(
-            run.net, run.trainer, loss.SigmoidBinaryCrossEntropyLoss(from_sigmoid=False),
-            loss.HuberLoss(rho=1. / 9.), loss.SoftmaxCrossEntropyLoss(), loss.HuberLoss(), 1.0,
-            False)
-        self.metric = VOC07MApMetric(iou_thresh=0.5, class_names=list(self.val_set.classes))
-
-    def _hybridize(self, run):
-        if run.cfg.model.mode == 'hybrid':
-            run.net.hybridize()   # training and test graphs differ: a fresh cache each phase
-
-    def start_epoch(self, run, epoch):
-        self._hybridize(run)
-
-    def train_step(self, run, batch, epoch, i, rng):
-        ctx = run.devices
-        batch = [[x.as_in_context(c) for x, c in zip(part, ctx)]
-                 if isinstance(part, (list, tuple)) else [part.as_in_context(ctx[0])]
-                 for part in batch]
-        rows = []
-        for shard in zip(*batch):
-            out = self.step.forward_backward(shard)
-            (rpn_label, rpn_weight), (rpn_score,) = out[4]
-            (rcnn_label,), (rcnn_cls,) = out[6]
-            # GluonCV's RPNAccMetric and RCNNAccMetric, kept on the device
-            rpn_hit = ((rpn_score.sigmoid() >= 0.5) == rpn_label) * rpn_weight
-            rcnn_hit = rcnn_cls.argmax(axis=-1) == rcnn_label
-            rows.append(mx.nd.concat(*[v.reshape((1,)).as_in_context(ctx[0]) for v in (
-                list(out[:4]) + [rpn_hit.sum(), rpn_weight.sum(), rcnn_hit.sum(),
-                                 mx.nd.full((1,), rcnn_label.size, ctx=rcnn_label.context)])],
-                dim=0))
-        run.trainer.step(run.local_batch)
-        return [mx.nd.add_n(*rows) if len(rows) > 1 else rows[0]], run.local_batch
-
-    def summarize(self, sums, samples):
-        shards = max(samples / self.per_device, 1)   # losses are means per device batch
-        out = {n: s / shards for n, s in zip(self.losses, sums)}
-        out.update(rpn_acc=sums[4] / max(sums[5], 1), rcnn_acc=sums[6] / max(sums[7], 1))
-        return out
-
-    def evaluate(self, run, epoch=None, predictions=None):
-        self._hybridize(run)
-        self.result = evaluate(run.net, self.val_data, run.devices, self.metric, run.dist,
-                               predictions)
-        if epoch is not None:
-            run.log('epoch %d: VOC07 mAP %.4f on %d test images (%.1f s)'
-                    % (epoch + 1, self.result['map'], len(self.val_set), self.result['seconds']))
-        return {'map': self.result['map'], 'per_class_ap': _json_ready(self.result['per_class']),
-                'eval_time': self.result['seconds']}
-
-    def results(self, run, last_eval, best):
-        cfg = run.cfg
-        predictions = [] if cfg.run.save_predictions else None
-        if self.result is None or predictions is not None:
-            self.evaluate(run, predictions=predictions)
-        r = self.result
-        run.log('final evaluation on %s (%d images), %s:\n%s'
-                % (self.val_splits, len(self.val_set), cfg.model.backbone, format_ap_table(r)))
-        if predictions is not None:
-            with open(cfg.run.save_predictions, 'wb') as f:
-                pickle.dump(predictions, f)
-        return _json_ready({
-            'map': r['map'], 'per_class_ap': r['per_class'], 'backbone': cfg.model.backbone,
-            'backbone_params': cfg.model.backbone_params, 'epochs': cfg.optim.num_epochs,
-            'best_map': max(best if best is not None else -1.0, r['map']),
-            'metric': 'VOC07 11-point mAP, IoU 0.5, difficult ignored',
-            'positives': r['positives'], 'detections': r['detections'],
-            'test_images': len(self.val_set)})
-
-    def checkpoint_info(self):
-        return {'classes': list(self.val_set.classes)}
-
-
-def _json_ready(value):
-    """NaN (the AP of a class without ground truth) becomes None, valid JSON."""
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value

@@ -17,6 +17,9 @@ crop size and a center crop, or the full image with ``mode='testval'``). The met
 classes, computed as GluonCV's ``SegmentationMetric`` does (its mIoU averages over *all*
 classes, a class absent from both prediction and labels counting 0), from integer counts that
 are summed exactly over Horovod ranks.
+
+The training task (flags and :class:`~gluon_tricks.training.segmentation.SegmentationTask`) is
+:mod:`gluon_tricks.training.segmentation`.
 """
 import os
 import time
@@ -29,12 +32,10 @@ from mxnet.gluon.block import HybridBlock
 from gluoncv.model_zoo.fcn import FCN as _GluonCVFCN, _FCNHead
 
 from .data import ShardBatchSampler
-from .training.task import SamplerLoader, Task
 from .transfer import SeededDataset, backbone_stages, load_backbone, stage_channels
 
 __all__ = ['ADE20K_CLASSES', 'FCN', 'build_fcn', 'ade20k_dataset', 'train_loader',
-           'val_loader', 'SegmentationMetric', 'evaluate', 'SegmentationTask', 'INPUT_MEAN',
-           'INPUT_STD']
+           'val_loader', 'SegmentationMetric', 'evaluate', 'INPUT_MEAN', 'INPUT_STD']
 
 #: Number of ADE20K (SceneParsing) classes.
 ADE20K_CLASSES = 150
@@ -342,99 +343,3 @@ def _check_ade20k_split(root, split):
         raise FileNotFoundError('ADE20K %s: %d image(s) without label mask, e.g. %s'
                                 % (split, len(missing), ', '.join(missing[:3])))
     return len(images)
-
-
-
-class SegmentationTask(Task):
-    """FCN on ADE20K (section 6.2, Table 9) as a task of :func:`gluon_tricks.training.fit`:
-    GluonCV's data, loss (``MixSoftmaxCrossEntropyLoss`` with the auxiliary head) and
-    pixAcc/mIoU evaluation."""
-
-    name = 'segmentation'
-    best_key = 'mIoU'
-    meters = ('loss',)
-
-    def build_data(self, run):
-        d, dist = run.cfg.data, run.dist
-        self.train_set = ade20k_dataset(d.data_dir, 'train', 'train', d.base_size, d.crop_size)
-        self.val_set = ade20k_dataset(d.data_dir, 'val', d.eval_mode, d.base_size, d.crop_size)
-        loader, sampler = train_loader(self.train_set, run.local_batch, dist.size, dist.rank,
-                                       run.cfg.run.seed, d.num_workers)
-        self.val_data = val_loader(self.val_set, d.test_batch_size * len(run.devices),
-                                   dist.size, dist.rank, d.num_workers)
-        run.derived['classes'] = self.train_set.num_class
-        run.log('data: %d training and %d validation images; %d iterations of %d per epoch'
-                % (len(self.train_set), len(self.val_set), len(sampler), run.global_batch))
-        return SamplerLoader(loader, sampler), self.val_data
-
-    def build_model(self, run):
-        m = run.cfg.model
-        norm_layer, norm_kwargs = nn.BatchNorm, None
-        if m.syncbn:
-            norm_layer = mx.gluon.contrib.nn.SyncBatchNorm
-            norm_kwargs = {'num_devices': len(run.devices)}
-        net = build_fcn(m.backbone, m.backbone_params, nclass=self.train_set.num_class,
-                        aux=m.aux, base_size=run.cfg.data.base_size,
-                        crop_size=run.cfg.data.crop_size, ctx=run.devices,
-                        norm_layer=norm_layer, norm_kwargs=norm_kwargs)
-        run.log('backbone %s from %s (stages 3-4 dilated, output stride 8), %d classes'
-                % (m.backbone, net.backbone_params_file, self.train_set.num_class))
-        self.result = None
-        return net
-
-    def prepare(self, run):
-        from gluoncv.loss import MixSoftmaxCrossEntropyLoss
-        self.criterion = MixSoftmaxCrossEntropyLoss(run.cfg.model.aux,
-                                                    aux_weight=run.cfg.model.aux_weight)
-        self.metric = SegmentationMetric(self.train_set.num_class)
-
-    def _hybridize(self, run):
-        if run.cfg.model.mode == 'hybrid':
-            run.net.hybridize()   # a fresh cached graph for each phase
-
-    def start_epoch(self, run, epoch):
-        self._hybridize(run)
-
-    def train_step(self, run, batch, epoch, i, rng):
-        data, target = batch
-        xs = mx.gluon.utils.split_and_load(data, run.devices, even_split=False)
-        ys = mx.gluon.utils.split_and_load(target, run.devices, even_split=False)
-        with mx.autograd.record(True):
-            losses = [self.criterion(*run.net(x), y) for x, y in zip(xs, ys)]
-        mx.autograd.backward(losses)
-        run.trainer.step(run.local_batch)
-        sums = [loss.sum().as_in_context(run.devices[0]) for loss in losses]
-        return [mx.nd.add_n(*sums) if len(sums) > 1 else sums[0]], data.shape[0]
-
-    def summarize(self, sums, samples):
-        return {'train_loss': sums[0] / max(samples, 1)}
-
-    def evaluate(self, run, epoch=None):
-        self._hybridize(run)
-        mode = run.cfg.data.eval_mode
-        self.result = evaluate(run.net, self.val_data, run.devices, self.metric, run.dist, mode)
-        if epoch is not None:
-            run.log('epoch %d: pixAcc %.4f mIoU %.4f on %d validation images (%s, %.1f s)'
-                    % (epoch + 1, self.result['pixAcc'], self.result['mIoU'], len(self.val_set),
-                       mode, self.result['seconds']))
-        return {'pixAcc': self.result['pixAcc'], 'mIoU': self.result['mIoU'],
-                'eval_time': self.result['seconds']}
-
-    def results(self, run, last_eval, best):
-        if self.result is None:   # resumed after the last epoch: evaluate the final model
-            run.dist.broadcast_statistics(run.net)
-            self.evaluate(run)
-        r, m, cfg = self.result, self.metric, run.cfg
-        run.log('final evaluation (%s, %d images), %s: pixAcc %.4f  mIoU %.4f'
-                % (cfg.data.eval_mode, len(self.val_set), cfg.model.backbone, r['pixAcc'],
-                   r['mIoU']))
-        return {'pixAcc': r['pixAcc'], 'mIoU': r['mIoU'], 'best_mIoU': best,
-                'per_class_iou': dict(zip(self.train_set.classes, r['iou'])),
-                # the integer counts behind pixAcc/mIoU, summed over ranks
-                'counts': {'correct': m.correct, 'labeled': m.labeled,
-                           'inter': m.inter.tolist(), 'area_pred': m.area_pred.tolist(),
-                           'area_label': m.area_label.tolist()},
-                'backbone': cfg.model.backbone, 'backbone_params': cfg.model.backbone_params,
-                'epochs': cfg.optim.num_epochs, 'eval_mode': cfg.data.eval_mode,
-                'val_images': len(self.val_set)}
-

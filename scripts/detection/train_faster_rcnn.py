@@ -32,7 +32,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     """Train, evaluate and report; returns the fields of ``results.json``."""
-    from gluon_tricks.detection import DetectionTask
+    from gluon_tricks.training.detection import DetectionTask
     return fit(DetectionTask(), parse_args(argv))
 
 

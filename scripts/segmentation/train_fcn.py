@@ -31,7 +31,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     """Train, evaluate and report; returns the fields of ``results.json``."""
-    from gluon_tricks.segmentation import SegmentationTask
+    from gluon_tricks.training.segmentation import SegmentationTask
     return fit(SegmentationTask(), parse_args(argv))
 
 
