@@ -114,6 +114,9 @@ def _start(args, **kwargs):
     env = dict(os.environ)
     env.pop('MXNET_MKLDNN_ENABLED', None)   # bfloat16 runs on oneDNN: keep it on
     env['MXNET_ENGINE_TYPE'] = 'NaiveEngine'  # bit-reproducible runs (module docstring)
+    # two runs at a time on 2 cores: one OpenMP thread each (two 2-thread runs spin against
+    # each other at every OpenMP barrier: 5-10x slower)
+    env['OMP_NUM_THREADS'] = '1'
     return subprocess.Popen([sys.executable, os.path.join(SCRIPTS, 'train_imagenet.py')] + args,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, **kwargs)
