@@ -58,10 +58,14 @@ def test_configure_before_mxnet_sets_the_environment():
     assert 'after import mxnet' in late[0]
 
 
-def test_training_script_logs_its_choice(tmp_path):
+def test_training_script_logs_its_choice(tmp_path, rec_dir):
+    """A short real run (one epoch of the test digits at 32 px) logs the thread choice."""
     script = os.path.join(REPO, 'scripts', 'classification', 'train_imagenet.py')
     environ = {k: v for k, v in os.environ.items() if k != 'OMP_NUM_THREADS'}
-    out = subprocess.run([sys.executable, script, '--synthetic-data', '--num-epochs', '0',
-                          '--save-dir', str(tmp_path / 'run'), '--model', 'resnet18_v1b'],
+    out = subprocess.run([sys.executable, script, '--use-rec', '--data-dir', rec_dir,
+                          '--input-size', '32', '--batch-size', '32', '--num-epochs', '1',
+                          '-j', '0', '--save-dir', str(tmp_path / 'run'),
+                          '--model', 'resnet18_v1b'],
                          capture_output=True, text=True, env=environ, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert 'OpenMP: %d threads' % threads.physical_cores() in out.stdout + out.stderr
