@@ -8,16 +8,22 @@ import mxnet as mx
 
 from .errors import DiskFullError
 
-__all__ = ['sha256', 'is_disk_full', 'disk_full_error', 'fsync_dir', 'fsync_file',
+__all__ = ['file_digest', 'sha256', 'is_disk_full', 'disk_full_error', 'fsync_dir', 'fsync_file',
            'write_atomic', 'pid_alive']
 
 
-def sha256(path, chunk=1 << 22):
-    digest = hashlib.sha256()
+def file_digest(path, algorithm='sha256', chunk=1 << 22):
+    """The hex digest of a file's bytes (``hashlib`` algorithm name), read in chunks."""
+    digest = hashlib.new(algorithm)
     with open(path, 'rb') as f:
         for block in iter(lambda: f.read(chunk), b''):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256(path, chunk=1 << 22):
+    """The checksum recorded for every checkpoint file."""
+    return file_digest(path, 'sha256', chunk)
 
 
 def is_disk_full(err):

@@ -5,7 +5,6 @@ Used by the preparation of VOC (:mod:`tools.datasets.voc`) and ADE20K
 extracts without writing outside the destination, :class:`ArchiveError` names the file and what
 is wrong with it.
 """
-import hashlib
 import os
 import re
 import shutil
@@ -14,6 +13,7 @@ import zipfile
 import zlib
 
 from gluon_tricks.errors import UserError
+from gluon_tricks.fsutil import file_digest
 
 __all__ = ['ArchiveError', 'file_md5', 'read_md5_file', 'check_archive', 'extract_archive',
            'move_into_place']
@@ -35,11 +35,7 @@ def file_md5(path, chunk_size=1 << 22):
     -------
     str
     """
-    digest = hashlib.md5()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk_size), b''):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, 'md5', chunk_size)
 
 
 def read_md5_file(path):
