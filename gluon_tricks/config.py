@@ -262,6 +262,7 @@ class TricksConfig(Section):
     mixup_off_epoch: int = 0
     teacher: Optional[str] = None
     teacher_params: Optional[str] = None
+    teacher_input_size: Optional[int] = None
     temperature: float = 20.0
     hard_weight: Optional[float] = None
 
@@ -278,6 +279,8 @@ class TricksConfig(Section):
                        help='train the last N epochs without mixup')
         g.add_argument('--teacher', default=None, help='distillation teacher model name (5.3)')
         g.add_argument('--teacher-params', default=None, help='teacher .params file')
+        g.add_argument('--teacher-input-size', type=int, default=None, help='resize the batch '
+                       'to this size for the teacher (default: the input size)')
         g.add_argument('--temperature', type=float, default=20.0, help='T of eq. (6)')
         g.add_argument('--hard-weight', type=float, default=None,
                        help="GluonCV's blend w*hard + (1-w)*T^2*soft; default: eq. (6), 1 "
@@ -298,6 +301,9 @@ class TricksConfig(Section):
         if self.teacher and not self.teacher_params:
             raise ValueError('--teacher needs --teacher-params FILE (the teacher\'s trained '
                              'weights)')
+        if self.teacher_input_size is not None and not (self.teacher and
+                                                        self.teacher_input_size > 0):
+            raise ValueError('--teacher-input-size needs --teacher and a positive size')
         if self.teacher_params and not os.path.isfile(self.teacher_params):
             raise ValueError('--teacher-params %s does not exist' % self.teacher_params)
 

@@ -78,12 +78,15 @@ class TrainStep(object):
     teacher : mxnet.gluon.HybridBlock, optional
         Distillation teacher (section 5.3), evaluated without gradient on the same,
         possibly mixed, batch.
+    teacher_size : int, optional
+        Bilinearly resize the batch to ``teacher_size`` pixels for the teacher (the resolution
+        it was trained at); default: the teacher sees the student's input.
     rng : numpy.random.RandomState
         Source of the mixup lambdas (seeded per epoch by the caller for exact resume).
     """
 
     def __init__(self, net, trainer, devices, recipe, scaler, dtype='float32', teacher=None,
-                 rng=None):
+                 rng=None, teacher_size=None):
         self.net = net
         self.trainer = trainer
         self.devices = devices
@@ -91,6 +94,7 @@ class TrainStep(object):
         self.scaler = scaler
         self.dtype = 'float16' if dtype == 'float16' else 'float32'
         self.teacher = teacher
+        self.teacher_size = teacher_size
         self.rng = rng if rng is not None else np.random.RandomState(0)
         if teacher is not None:
             self.loss_fn = DistillationLoss(temperature=recipe.temperature,
@@ -109,6 +113,13 @@ class TrainStep(object):
         # eq. (4) (or GluonCV's eps/K); eps = 0 gives one-hot, ready to be mixed
         return smooth_labels(label, r.classes, r.label_smoothing, r.smoothing_style,
                              check=False)
+
+    def _teach(self, x):
+        """The teacher's float32 logits for the (mixed) float32 batch ``x``."""
+        if self.teacher_size and self.teacher_size != x.shape[-1]:
+            x = mx.nd.contrib.BilinearResize2D(x, height=self.teacher_size,
+                                               width=self.teacher_size, align_corners=False)
+        return self.teacher(x.astype(self.dtype, copy=False)).astype('float32', copy=False)
 
     def __call__(self, data, label, epoch, batch_index):
         """Train on one batch.
@@ -142,8 +153,7 @@ class TrainStep(object):
             inputs.append(x.astype(self.dtype, copy=False))
             targets.append(t)
             if self.teacher is not None:
-                teacher_out.append(self.teacher(x.astype(self.dtype, copy=False))
-                                   .astype('float32', copy=False))
+                teacher_out.append(self._teach(x))
         loss_sums, corrects = [], []
         with autograd.record():
             losses = []

@@ -58,3 +58,40 @@ def test_evaluate_counts_top1_top5():
     res = evaluate(net, [(mx.nd.array(x), mx.nd.array(y))], [mx.cpu()])
     assert (res['correct1'], res['correctk'], res['total']) == (2, 2, 3)
     assert res['top1'] == pytest.approx(2 / 3)
+
+
+class _Recorder(mx.gluon.Block):
+    """A teacher that remembers its input and answers fixed logits."""
+
+    def __init__(self, logits):
+        super(_Recorder, self).__init__()
+        self.logits, self.seen = logits, []
+
+    def forward(self, x):
+        self.seen.append(x.asnumpy())
+        return mx.nd.array(np.tile(self.logits, (x.shape[0], 1)), ctx=x.context)
+
+
+@pytest.mark.parametrize('size, expect_shape', [(2, (2, 3, 2, 2)), (None, (2, 3, 4, 4)),
+                                                (4, (2, 3, 4, 4))])
+def test_teacher_input_size_resizes_only_the_teachers_batch(size, expect_shape):
+    devices = [mx.cpu(0)]
+    net = nn.Dense(4, in_units=48)
+    net.initialize(mx.init.Zero(), ctx=devices)
+    trainer = make_trainer(net.collect_params(), {'learning_rate': 0.0}, 'sgd')
+    teacher = _Recorder(np.array([0.0, 0.0, 20.0 * math.log(3.0), 0.0], np.float32))
+    step = TrainStep(net, trainer, devices, Recipe(4, temperature=20.0), LossScaler(None),
+                     teacher=teacher, teacher_size=size)
+    x = np.tile(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4), (2, 3, 1, 1))
+    sums = step(mx.nd.array(x), mx.nd.array([2, 2]), epoch=0, batch_index=0)
+    seen = teacher.seen[0]
+    assert seen.shape == expect_shape
+    if size == 2:
+        # half-pixel bilinear 4 -> 2: each output pixel is the mean of a 2x2 block
+        np.testing.assert_allclose(seen[0, 0], [[2.5, 4.5], [10.5, 12.5]], rtol=1e-6)
+    else:
+        np.testing.assert_array_equal(seen, x)
+    # eq. (6) with zero student logits: CE(y, 1/4) + T^2 CE(softmax(r/T), 1/4), where the
+    # teacher's softmax(r/T) is (1, 1, 3, 1)/6; both cross-entropies against uniform are log 4
+    per_sample = math.log(4) + 20.0 ** 2 * math.log(4)
+    assert sums[0].asscalar() == pytest.approx(2 * per_sample, rel=1e-5)

@@ -397,6 +397,7 @@ def test_item13_end_to_end_what_the_log_says_is_what_trains(rec_dir, tmp_path):
     (['--log-interval', '0'], '--log-interval must be a positive number of batches'),
     (['--checkpoint-interval', '-1'], '--checkpoint-interval must be >= 0'),
     (['--resume', '--overwrite'], 'choose one'),
+    (['--teacher-input-size', '32'], '--teacher-input-size needs --teacher'),
 ])
 def test_items14_15_bad_flags_are_refused_at_parse_time(extra, expected, capsys):
     with pytest.raises(SystemExit) as err:

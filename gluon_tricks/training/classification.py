@@ -79,7 +79,7 @@ class ClassificationTask(Task):
                         t.mixup_off_epoch, run.cfg.optim.num_epochs, t.temperature,
                         t.hard_weight)
         self.step = TrainStep(run.net, run.trainer, run.devices, recipe, self.scaler, m.dtype,
-                              teacher)
+                              teacher, teacher_size=t.teacher_input_size)
 
     def stateful(self):
         return {'loss_scaler': self.scaler}
