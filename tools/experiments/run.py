@@ -15,8 +15,8 @@ the environment variable the scripts have always used (upper case): SCALE, RUNS_
 DATA_DIR, PLACES_DIR, VOC_DIR, ADE_DIR, NUM_GPUS, NP, HOSTS, HOSTFILE, HOROVODRUN,
 HOROVODRUN_ARGS, PYTHON, EXTRA_ARGS, EXTRA_TRANSFER_ARGS, ROWS, DRY_RUN=1, REPORT=0,
 REPORT_DIR, SKIP_TRANSFER=1; at proxy scale PROXY_PROFILE, PROXY_DATA, PROXY_VOC, PROXY_ADE,
-PROXY_TRANSFER_TRAIN/TEST (images of the VOC/ADE look-alikes) and the overrides of
-:func:`tools.experiments.scale.settings` (PROXY_EPOCHS, PROXY_BATCH_DIV, PROXY_SEEDS ...).
+and the overrides of :func:`tools.experiments.scale.settings` (PROXY_EPOCHS, PROXY_BATCH_DIV,
+PROXY_SEEDS, PROXY_TRANSFER_TRAIN/TEST: images of the VOC/ADE look-alikes ...).
 
 ``--dry-run`` prints, for every row, ``# row NAME (TABLE[, STATUS])`` and the command on the
 next line (STATUS: finished, resume or restart); every other line starts with ``#`` (``# report
@@ -141,8 +141,8 @@ def main(argv=None):
         from .estimate import row_seconds
         total = 0.0
         for table, exp in items:
-            total += row_seconds(exp)
-            print('# %-28s %-8s %6.1f min' % (exp.name, table, row_seconds(exp) / 60))
+            total += row_seconds(exp, settings)
+            print('# %-28s %-8s %6.1f min' % (exp.name, table, row_seconds(exp, settings) / 60))
         print('# total %.0f min (%d rows; estimate for the 2-core CPU of docs/proxy)'
               % (total / 60, len(items)))
         return 0
@@ -151,10 +151,10 @@ def main(argv=None):
 
     # the proxy's data sets, made once
     if args.scale == 'proxy':
-        images = (int(os.environ.get('PROXY_TRANSFER_TRAIN') or 12),
-                  int(os.environ.get('PROXY_TRANSFER_TEST') or 6))
+        images = {'proxy-voc': settings.detection.images,
+                  'proxy-ade': settings.segmentation.images}
         for data in OrderedDict((e.data, 1) for _, e in items):
-            steps = C.data_steps(data, env, settings.workers, images)
+            steps = C.data_steps(data, env, settings.workers, images.get(data, (12, 6)))
             if steps and args.dry_run:
                 print('# proxy %s data' % data)
                 for s in steps:
