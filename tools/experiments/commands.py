@@ -195,9 +195,10 @@ def status(exp, run_dir):
 
 # ---- data of the proxy ----------------------------------------------------------------------
 
-def data_steps(data, env, workers=2, transfer_images=(12, 6)):
+def data_steps(data, env, settings):
     """Commands that make proxy data set ``data`` in its folder, or [] when it exists (or is
-    not a proxy data set)."""
+    not a proxy data set); ``settings``: the :class:`~tools.experiments.scale.ProxySettings`
+    (its workers, and the images of the VOC / ADE20K look-alikes)."""
     out = env.folders[data]
     if data == 'digits':
         if all(os.path.isfile(os.path.join(out, f)) for f in ('train.rec', 'val.rec')):
@@ -208,13 +209,14 @@ def data_steps(data, env, workers=2, transfer_images=(12, 6)):
                  "m(%r, image_size=40, overwrite=True)" % images],
                 [env.python, os.path.join(REPO, 'scripts/classification/prepare_imagenet.py'),
                  '--data-dir', images, '--out-dir', out, '--resize', '0', '--encoding', '.png',
-                 '--quality', '3', '-j', str(workers)]]
+                 '--quality', '3', '-j', str(settings.workers)]]
     if data in ('proxy-voc', 'proxy-ade'):
         marker = ('VOC2007/ImageSets/Main/test.txt' if data == 'proxy-voc'
                   else 'ADEChallengeData2016/annotations/validation')
         if os.path.exists(os.path.join(out, marker)):
             return []
         maker = os.path.join(REPO, 'scripts/classification/tables/make_proxy_transfer_data.py')
+        train, test = (settings.detection if data == 'proxy-voc' else settings.segmentation).images
         return [[env.python, maker, '--' + data.split('-')[1], out,
-                 '--train', str(transfer_images[0]), '--test', str(transfer_images[1])]]
+                 '--train', str(train), '--test', str(test)]]
     return []

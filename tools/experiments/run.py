@@ -151,10 +151,8 @@ def main(argv=None):
 
     # the proxy's data sets, made once
     if args.scale == 'proxy':
-        images = {'proxy-voc': settings.detection.images,
-                  'proxy-ade': settings.segmentation.images}
         for data in OrderedDict((e.data, 1) for _, e in items):
-            steps = C.data_steps(data, env, settings.workers, images.get(data, (12, 6)))
+            steps = C.data_steps(data, env, settings)
             if steps and args.dry_run:
                 print('# proxy %s data' % data)
                 for s in steps:
