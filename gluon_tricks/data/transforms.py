@@ -1,8 +1,8 @@
 """The paper's pre-processing (He et al., 2018, section 2.1), once for every use.
 
 :class:`TrainTransform` (random-resized crop, flip, colour jitter, PCA lighting, normalize)
-and :class:`ValTransform` (resize the shorter side to ``ceil(S / crop_ratio)``, center crop
-``S``, normalize) turn a decoded RGB uint8 image into a float32 (3, S, S) array. Every
+and :class:`ValTransform` (resize the shorter side to ``ceil(S / crop_ratio)`` and the longer
+one floored as GluonCV does, center crop ``S``, normalize) turn a decoded RGB uint8 image into a float32 (3, S, S) array. Every
 loader validates through :class:`ValTransform`, and so do export, predict and evaluate
 (:func:`load_image`). The constants are the fields of :class:`AugmentConfig`, the flags of
 :class:`~gluon_tricks.data.DataConfig`.
@@ -308,22 +308,31 @@ def _hue_matrix(h):
 class ValTransform(object):
     """The validation pipeline of section 2.1, the one used by training, export and predict.
 
-    Resize the shorter side to ``cfg.val_resize`` keeping the aspect ratio (bilinear), center
-    crop ``cfg.input_size``, ``(x - mean) / std``; RGB uint8 (H, W, 3) -> float32 (3, S, S).
+    GluonCV's, pixel for pixel (``mxnet.gluon.data.vision.transforms.Resize(cfg.val_resize,
+    keep_ratio=True)`` then ``CenterCrop(cfg.input_size)``): the shorter side becomes
+    ``cfg.val_resize`` and the longer one ``int(long * val_resize / short)``, floored
+    (451x300 -> 384x256), resized bilinearly (OpenCV ``INTER_LINEAR``, as that Resize);
+    the center crop starts at ``(side - input_size) // 2``; then ``(x - mean) / std``.
+    RGB uint8 (H, W, 3) -> float32 (3, S, S). Images smaller than the crop are enlarged by
+    the same resize (``val_resize >= input_size``).
     """
 
     def __init__(self, cfg):
         self.cfg = cfg
 
+    def resized_shape(self, height, width):
+        """``(height, width)`` after the resize of a ``height x width`` image (integers:
+        the shorter side ``val_resize``, the longer floored as GluonCV's Resize)."""
+        short = self.cfg.val_resize
+        if height > width:
+            return height * short // width, short
+        return short, width * short // height
+
     def __call__(self, img):
         import cv2
         import numpy as np
-        h, w = img.shape[:2]
-        short, s = self.cfg.val_resize, self.cfg.input_size
-        if h < w:
-            nh, nw = short, max(1, int(round(w * short / float(h))))
-        else:
-            nh, nw = max(1, int(round(h * short / float(w)))), short
+        s = self.cfg.input_size
+        nh, nw = self.resized_shape(*img.shape[:2])
         out = cv2.resize(np.ascontiguousarray(img), (nw, nh), interpolation=cv2.INTER_LINEAR)
         y0, x0 = (nh - s) // 2, (nw - s) // 2
         return normalize_chw(_planes(out[y0:y0 + s, x0:x0 + s]), self.cfg)
