@@ -7,13 +7,20 @@ Layout of ``save_dir`` (``prefix='checkpoint'``)::
     checkpoint-epoch0007/           the latest checkpoint (after 7 epochs)
     checkpoint-epoch0007-batch000120/   a mid-epoch checkpoint: 7 epochs and 120 batches of
                                     the 8th (SIGTERM/SIGINT, --checkpoint-interval)
-        net.params                  net.save_parameters: structural names, GluonCV-compatible
-        trainer.states              trainer.save_states: momentum, float32 master weights
-                                    and the pickled optimizer (update counts)
+        net.params                  the parameters (first device's copy), structural names,
+                                    GluonCV-compatible: a plain Gluon params file
+        optimizer.params            momentum and float32 master weights as named arrays
+                                    (``mx.nd.save``, :mod:`gluon_tricks.optstate`)
         state.json                  epoch, batch, the caller's state (best metric, partial
-                                    sums, the loss scaler ...) and every file's sha256
+                                    sums, the loss scaler ...), the optimizer's update counts
+                                    and every file's sha256
     checkpoint-best -> .checkpoint-best-epoch0005   symlink swapped atomically
     .checkpoint-best-epoch0005/     hard links (or copies) of the best epoch's files
+
+Nothing in a checkpoint runs code when it is read: arrays and JSON only. Checkpoints of
+older versions hold ``trainer.states``, a pickle of MXNet's ``Trainer.save_states``; they
+resume only with ``allow_pickle`` (``--allow-pickled-states``), because unpickling a file runs
+whatever code it contains.
 
 Protocol of :meth:`CheckpointManager.save`:
 
@@ -33,7 +40,7 @@ see a partial directory; when the pointer itself is missing or damaged,
 :meth:`CheckpointManager.load_latest` scans for the newest complete directory (a directory
 only gets its final name once complete). A full disk ends ``save`` with
 :class:`~gluon_tricks.errors.DiskFullError` and the previous checkpoint in place. Under data
-parallelism only rank 0 saves; every rank may load.
+parallelism only rank 0 saves and reads (``runlog.resume_run`` broadcasts what it read).
 """
 import json
 import os
@@ -44,14 +51,17 @@ import time
 import mxnet as mx
 
 from .errors import UserError, mxnet_error_line
+from .model_zoo.io import describe_mismatch, load_params, save_params
+from .optstate import OptimizerStateError, apply_trainer_payload, collect_state
 from .fsutil import (disk_full_error, fsync_dir, fsync_file, is_disk_full, pid_alive, sha256,
                      write_atomic)
 
 __all__ = ['CheckpointError', 'Checkpoint', 'CheckpointManager']
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PARAMS_FILE = 'net.params'
-STATES_FILE = 'trainer.states'
+OPTIMIZER_FILE = 'optimizer.params'
+STATES_FILE = 'trainer.states'     # older versions: a pickle
 STATE_FILE = 'state.json'
 
 
@@ -71,7 +81,7 @@ def _read_json(path, what):
         raise CheckpointError('cannot read %s %s: %s' % (what, path, err))
 
 
-def _mismatch(params_path, net, limit=5):
+def _mismatch(params_path, net):
     """A readable diff between a ``.params`` file and the structural names of ``net``."""
     try:
         saved = mx.nd.load(params_path)
@@ -79,32 +89,18 @@ def _mismatch(params_path, net, limit=5):
         return 'the file cannot be read (%s); ' % mxnet_error_line(err)
     if not isinstance(saved, dict):
         return 'the file holds no named parameters; '
-    saved = {k.split(':', 1)[-1]: v for k, v in saved.items()}  # 'arg:'/'aux:' prefixes
-    model = net._collect_params_with_prefix()
-    parts = []
-    missing = sorted(set(model) - set(saved))
-    extra = sorted(set(saved) - set(model))
-    if missing:
-        parts.append('%d missing in file (%s)' % (len(missing), ', '.join(missing[:limit])))
-    if extra:
-        parts.append('%d not in model (%s)' % (len(extra), ', '.join(extra[:limit])))
-    shapes = []
-    for k in sorted(set(model) & set(saved)):
-        want = model[k].shape
-        if want is not None and all(want) and tuple(want) != tuple(saved[k].shape):
-            shapes.append('%s: model %s, file %s' % (k, tuple(want), tuple(saved[k].shape)))
-    if shapes:
-        parts.append('%d shape mismatch(es) (%s)' % (len(shapes), '; '.join(shapes[:limit])))
-    return ('; '.join(parts) + '. MXNet: ') if parts else ''
+    text = describe_mismatch(net, saved)
+    return (text + '. MXNet: ') if text else ''
 
 
 class Checkpoint(object):
     """One saved checkpoint, as found by :meth:`CheckpointManager.load_latest` or
     :meth:`CheckpointManager.load_best`.
 
-    Attributes: ``directory``, ``epoch``, ``batch``, ``params_path``, ``states_path``
-    (``None`` when saved without a trainer), ``state_path``, ``state`` (the caller's state
-    as passed to ``save``) and ``meta`` (the whole ``state.json``).
+    Attributes: ``directory``, ``epoch``, ``batch``, ``params_path``, ``states_path`` (the
+    optimizer arrays, or an older version's pickled ``trainer.states``; ``None`` when saved
+    without a trainer), ``state_path``, ``state`` (the caller's state as passed to ``save``)
+    and ``meta`` (the whole ``state.json``).
     """
 
     def __init__(self, directory):
@@ -124,8 +120,10 @@ class Checkpoint(object):
         self.recovered = None
         files = meta.get('files', {})
         self.params_path = os.path.join(directory, files.get('params', PARAMS_FILE))
-        states = files.get('trainer_states', STATES_FILE)
+        states = files.get('optimizer', files.get('trainer_states', STATES_FILE))
         self.states_path = os.path.join(directory, states) if states else None
+        #: True for an older version's pickled ``trainer.states``
+        self.pickled = 'optimizer' not in files and states is not None
         for path in (self.params_path, self.states_path):
             if path is not None and not os.path.isfile(path):
                 raise CheckpointError('checkpoint %s is incomplete: %s is missing'
@@ -148,45 +146,70 @@ class Checkpoint(object):
                     'to resume from an older checkpoint.'
                     % (path, actual[:16] + '...', expected[:16] + '...', self.directory))
 
-    def restore(self, net, trainer=None, ctx=None, allow_missing=False, ignore_extra=False,
-                cast_dtype=False, hyper=None, stateful=None):
-        """Verify the files (:meth:`verify`), load the parameters into ``net`` and, if given,
-        the optimizer states into ``trainer``; return :attr:`state`.
-
-        ``trainer.load_states`` replaces the trainer's optimizer by the pickled one (update
-        counts, momentum, master weights). ``hyper`` (e.g. ``{'lr_scheduler': ...,
-        'momentum': ..., 'wd': ...}``) is then set on it: the schedule is a function of the
-        update count, so a scheduler built from the same flags continues exactly. Every
-        ``stateful`` object (``{name: obj}``, e.g. the loss scaler) gets
-        ``obj.load_state_dict`` of what :meth:`CheckpointManager.save` stored for ``name``.
-        """
-        self.verify()
+    def load_net(self, net, ctx=None, allow_missing=False, ignore_extra=False):
+        """Load the parameters into ``net`` (cast to its dtypes; :meth:`verify` first)."""
         try:
-            net.load_parameters(self.params_path, ctx=ctx, allow_missing=allow_missing,
-                                ignore_extra=ignore_extra, cast_dtype=cast_dtype)
+            load_params(net, self.params_path, ctx=ctx, allow_missing=allow_missing,
+                        ignore_extra=ignore_extra)
         except (AssertionError, ValueError, KeyError, RuntimeError, mx.base.MXNetError) as err:
             raise CheckpointError('parameters %s do not fit the model %s (%s): %s%s'
                                   % (self.params_path, type(net).__name__, net.name,
                                      _mismatch(self.params_path, net), str(err).strip()))
+
+    def trainer_payload(self, allow_pickle=False):
+        """What :func:`apply_trainer_payload` gives a trainer: ``{'arrays', 'info'}`` (CPU
+        arrays and the JSON of :mod:`gluon_tricks.optstate`), or ``{'pickle': bytes}`` for an
+        older checkpoint, only with ``allow_pickle``."""
+        if self.states_path is None:
+            raise CheckpointError('checkpoint %s has no trainer states (saved without a '
+                                  'trainer)' % self.directory)
+        if self.pickled:
+            if not allow_pickle:
+                raise CheckpointError(
+                    'checkpoint %s was written by an older gluon-tricks: its optimizer state %s '
+                    'is a Python pickle, and loading a pickle runs any code it contains. If you '
+                    'made this checkpoint yourself, resume it once with --allow-pickled-states '
+                    '(its next checkpoint is written in the safe format); never use that flag '
+                    'for a file from elsewhere.' % (self.directory, self.states_path))
+            with open(self.states_path, 'rb') as f:
+                return {'pickle': f.read()}
+        try:
+            arrays = mx.nd.load(self.states_path)
+        except mx.base.MXNetError as err:
+            raise CheckpointError('optimizer states %s cannot be read: %s'
+                                  % (self.states_path, mxnet_error_line(err)))
+        if 'optimizer' not in self.meta:
+            raise CheckpointError('checkpoint state %s has no "optimizer" entry' % self.state_path)
+        return {'arrays': arrays if isinstance(arrays, dict) else {},
+                'info': self.meta['optimizer']}
+
+    def restore(self, net, trainer=None, ctx=None, allow_missing=False, ignore_extra=False,
+                hyper=None, stateful=None, allow_pickle=False):
+        """Verify the files (:meth:`verify`), load the parameters into ``net`` and, if given,
+        the optimizer states into ``trainer`` (:func:`apply_trainer_payload`); every
+        ``stateful`` object (``{name: obj}``, e.g. the loss scaler) gets ``load_state_dict``
+        of what :meth:`CheckpointManager.save` stored for ``name``; return :attr:`state`."""
+        self.verify()
+        self.load_net(net, ctx, allow_missing, ignore_extra)
         if trainer is not None:
-            if self.states_path is None:
-                raise CheckpointError('checkpoint %s has no trainer states (saved without a '
-                                      'trainer)' % self.directory)
             try:
-                trainer.load_states(self.states_path)
-            except Exception as err:  # unpickling errors have many types
-                raise CheckpointError('trainer states %s cannot be loaded into this trainer '
-                                      '(%s: %s)' % (self.states_path, type(err).__name__, err))
-            for key, value in (hyper or {}).items():
-                setattr(trainer.optimizer, key, value)
-        saved = self.state.get('stateful') or {}
-        for name, obj in (stateful or {}).items():
-            obj.load_state_dict(saved.get(name) or {})
+                apply_trainer_payload(trainer, self.trainer_payload(allow_pickle), hyper,
+                                      self.states_path)
+            except OptimizerStateError as err:
+                raise CheckpointError(str(err))
+        restore_stateful(self.state, stateful)
         return self.state
 
     def __repr__(self):
         return 'Checkpoint(epoch=%r, batch=%r, directory=%r)' % (self.epoch, self.batch,
                                                                  self.directory)
+
+
+def restore_stateful(state, stateful):
+    """Give every ``stateful`` object (``{name: obj}``) the ``state_dict`` saved for it."""
+    saved = state.get('stateful') or {}
+    for name, obj in (stateful or {}).items():
+        obj.load_state_dict(saved.get(name) or {})
 
 
 class CheckpointManager(object):
@@ -277,7 +300,7 @@ class CheckpointManager(object):
         meta = {'format': FORMAT_VERSION, 'epoch': epoch, 'batch': batch, 'time': time.time(),
                 'mxnet_version': mx.__version__, 'model': type(net).__name__,
                 'files': {'params': PARAMS_FILE,
-                          'trainer_states': STATES_FILE if trainer is not None else None},
+                          'optimizer': OPTIMIZER_FILE if trainer is not None else None},
                 'state': {} if state is None else state}
         try:
             json.dumps(meta)
@@ -294,14 +317,15 @@ class CheckpointManager(object):
             os.makedirs(tmp)
             try:
                 params_path = os.path.join(tmp, PARAMS_FILE)
-                net.save_parameters(params_path)
+                save_params(net, params_path)
                 fsync_file(params_path)
                 written = [PARAMS_FILE]
                 if trainer is not None:
-                    states_path = os.path.join(tmp, STATES_FILE)
-                    trainer.save_states(states_path)
+                    states_path = os.path.join(tmp, OPTIMIZER_FILE)
+                    arrays, meta['optimizer'] = collect_state(trainer)
+                    mx.nd.save(states_path, arrays)
                     fsync_file(states_path)
-                    written.append(STATES_FILE)
+                    written.append(OPTIMIZER_FILE)
                 meta['sha256'] = {f: sha256(os.path.join(tmp, f)) for f in written}
                 with open(os.path.join(tmp, STATE_FILE), 'w') as f:
                     f.write(json.dumps(meta, indent=1, sort_keys=True))

@@ -39,7 +39,7 @@ RESUME_MAY_CHANGE = frozenset((
     'save_frequency', 'val_interval', 'checkpoint_interval', 'num_workers', 'progress',
     'data_dir', 'rec_train', 'rec_train_idx', 'rec_val', 'rec_val_idx', 'save_predictions',
     'verbose', 'tensorboard', 'kvstore', 'num_gpus', 'horovod', 'mode', 'teacher_params',
-    'backbone_params', 'test_batch_size'))
+    'backbone_params', 'test_batch_size', 'allow_pickled_states'))
 
 #: The learning-rate schedule and the optimizer's hyper-parameters: a ``--resume`` may change
 #: them; the schedule is rebuilt from this command's flags and continues at the checkpoint's
@@ -316,6 +316,7 @@ class RunConfig(Section):
 
     save_dir: str = 'params'
     resume: bool = False
+    allow_pickled_states: bool = False
     overwrite: bool = False
     save_frequency: int = 1
     checkpoint_interval: int = 0
@@ -337,6 +338,10 @@ class RunConfig(Section):
         g.add_argument('--save-dir', default=d['save_dir'], help='checkpoints, metrics and log')
         g.add_argument('--resume', action='store_true',
                        help='continue from the latest checkpoint in --save-dir')
+        g.add_argument('--allow-pickled-states', action='store_true',
+                       help='--resume a checkpoint of an older gluon-tricks whose '
+                            'trainer.states is a Python pickle. UNSAFE: loading a pickle runs '
+                            'any code in the file; only for checkpoints you wrote yourself')
         g.add_argument('--overwrite', action='store_true',
                        help='start a new run in a --save-dir that holds an earlier run: its '
                             'checkpoints, metrics.jsonl, train.log and results.json are moved '
@@ -383,6 +388,14 @@ class RunConfig(Section):
         if self.resume and self.overwrite:
             raise ValueError('--resume continues the run in --save-dir, --overwrite replaces '
                              'it: choose one')
+        if self.kvstore is not None and str(self.kvstore).startswith('dist'):
+            raise ValueError(
+                '--kvstore %s: distributed kvstores (a parameter server launched with '
+                'tools/launch.py) are not supported; train on several hosts with --horovod '
+                'under horovodrun (scripts/classification/horovod_launch.sh) instead'
+                % self.kvstore)
+        if self.allow_pickled_states and not self.resume:
+            raise ValueError('--allow-pickled-states only applies to --resume')
         if self.horovod and self.kvstore is not None:
             raise ValueError('--kvstore %s has no effect with --horovod (Horovod all-reduces '
                              'the gradients itself): drop --kvstore' % self.kvstore)

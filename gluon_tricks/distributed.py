@@ -99,6 +99,22 @@ def _params_list(params):
     return list(params)
 
 
+#: Set to N, this variable makes the devices of :meth:`DistContext.devices` ``mx.cpu(i)`` in
+#: place of ``mx.gpu(i)``, with N GPUs "visible": the multi-GPU and Horovod paths (device ids,
+#: per-device copies, local ranks) then run on a CPU-only machine, as the tests do.
+EMULATE_GPUS_ENV = 'GLUON_TRICKS_EMULATE_GPUS'
+
+
+def _gpu(i):
+    return mx.cpu(i) if os.environ.get(EMULATE_GPUS_ENV) else mx.gpu(i)
+
+
+def visible_gpus():
+    """GPUs this process can use (``GLUON_TRICKS_EMULATE_GPUS`` when set)."""
+    emulated = os.environ.get(EMULATE_GPUS_ENV)
+    return int(emulated) if emulated else mx.context.num_gpus()
+
+
 def _is_deferred(param):
     return param._data is None and param._deferred_init != ()
 
@@ -147,8 +163,10 @@ class DistContext(object):
     def devices(self, num_gpus):
         """The devices this process trains on.
 
-        Horovod: one device per rank, ``mx.gpu(local_rank)`` when ``num_gpus > 0`` (launch one
-        rank per GPU; ``num_gpus`` only says "use GPUs"), else ``mx.cpu()``.
+        Horovod: one device per rank when ``num_gpus > 0`` (launch one rank per GPU;
+        ``num_gpus`` only says "use GPUs"), else ``mx.cpu()``: ``mx.gpu(local_rank)`` when the
+        rank sees every GPU of its host, ``mx.gpu(0)`` when a scheduler shows each rank only
+        its own GPU (``CUDA_VISIBLE_DEVICES`` per rank: one visible GPU).
         Single process: ``mx.gpu(0) .. mx.gpu(num_gpus - 1)``, or ``[mx.cpu()]``.
         Asking for GPUs that are not visible raises ``ValueError`` here instead of failing
         later inside MXNet.
@@ -158,17 +176,20 @@ class DistContext(object):
             raise ValueError('num_gpus must be >= 0, got %d' % num_gpus)
         if num_gpus == 0:
             return [mx.cpu()]
-        visible = mx.context.num_gpus()
+        visible = visible_gpus()
         if self.horovod:
-            if self.local_rank >= visible:
+            if visible == 1:
+                return [_gpu(0)]
+            if self.local_rank >= visible or visible < self.local_size:
                 raise ValueError(
-                    'rank %d (local rank %d) needs GPU %d but this host has %d visible GPU(s); '
-                    'start at most one rank per GPU (horovodrun -H host:<gpus>)'
-                    % (self.rank, self.local_rank, self.local_rank, visible))
-            return [mx.gpu(self.local_rank)]
+                    'rank %d (local rank %d of %d on this host) sees %d GPU(s): give each rank '
+                    'either all the GPUs of its host (one rank per GPU, horovodrun -H '
+                    'host:<gpus>) or exactly one (CUDA_VISIBLE_DEVICES per rank)'
+                    % (self.rank, self.local_rank, self.local_size, visible))
+            return [_gpu(self.local_rank)]
         if num_gpus > visible:
             raise ValueError('asked for %d GPU(s) but %d are visible' % (num_gpus, visible))
-        return [mx.gpu(i) for i in range(num_gpus)]
+        return [_gpu(i) for i in range(num_gpus)]
 
     def local_batch_size(self, per_device_batch, num_devices):
         """Samples this process handles per step: the argument of ``trainer.step``."""
@@ -272,7 +293,9 @@ class DistContext(object):
         """The trainer for this mode.
 
         Horovod: ``hvd.DistributedTrainer`` (gradients averaged over ranks; ``kvstore`` and
-        ``update_on_kvstore`` are ignored).  Single process: ``gluon.Trainer`` with
+        ``update_on_kvstore`` are ignored). With float16 parameters every gradient is divided
+        by the number of ranks *before* the sum (``gradient_predivide_factor``): summed first,
+        float16 gradients would overflow ``size`` times earlier.  Single process: ``gluon.Trainer`` with
         ``kvstore`` when the parameters live on more than one device (or a ``dist_*`` kvstore is
         asked for), else no kvstore.
         In both, call ``trainer.step(self.local_batch_size(per_device, len(devices)))``; the
@@ -291,7 +314,9 @@ class DistContext(object):
                                  'one rank per GPU' % (ctxs,))
             if isinstance(params, mx.gluon.Block):
                 params = params.collect_params()
-            return self._hvd.DistributedTrainer(params, optimizer, optimizer_params)
+            return self._hvd.DistributedTrainer(params, optimizer, optimizer_params,
+                                                gradient_predivide_factor=predivide_factor(
+                                                    plist, self.size))
         if isinstance(params, mx.gluon.Block):
             params = params.collect_params()
         use_kvstore = kvstore and (len(ctxs) > 1 or 'dist' in str(kvstore))
@@ -311,6 +336,13 @@ class DistContext(object):
             self.logger.log(level, msg)
         else:
             print(msg, flush=True)
+
+
+def predivide_factor(params, size):
+    """Horovod's ``gradient_predivide_factor`` for ``params``: ``size`` when any of them is
+    float16 (average, then nothing after the sum), else 1 (sum, then divide)."""
+    low = any(np.dtype(p.dtype) == np.float16 for p in params)
+    return float(size) if low and size > 1 else 1.0
 
 
 def current_rank():

@@ -228,8 +228,10 @@ class _SignalFlag(object):
     """SIGTERM/SIGINT handlers that only record the signal; the training loop stops at the
     next step boundary. A second SIGINT while a first one is pending raises
     ``KeyboardInterrupt`` (Ctrl-C twice: stop now, without a checkpoint). Forked data
-    workers ignore both (the main process stops them); once the flag is gone (the run is
-    over), the handlers that were there before take over again."""
+    workers inherit the handler: they ignore SIGINT (Ctrl-C reaches the whole process group;
+    the main process decides) but die on SIGTERM, which is how a worker pool is ended
+    (``Pool.terminate``); a worker that ignored it would hang the pool's join forever. Once
+    the flag is gone (the run is over), the handlers that were there before take over."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -240,8 +242,11 @@ class _SignalFlag(object):
         ref = weakref.ref(self)
 
         def handler(signum, frame):
-            if os.getpid() != pid:
-                return None          # a forked data worker: the main process decides
+            if os.getpid() != pid:   # a forked data worker
+                if signum == signal.SIGTERM:
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    os.kill(os.getpid(), signal.SIGTERM)
+                return None          # SIGINT: the main process decides
             flag = ref()
             if flag is None:         # the run is over: behave as before it started
                 old = previous.get(signum, signal.SIG_DFL)
@@ -270,31 +275,33 @@ class _SignalFlag(object):
 
 
 def resume_run(save_dir, net, trainer, devices, dist, config=None, best_key=None, hyper=None,
-               stateful=None):
+               stateful=None, allow_pickle=False):
     """``--resume``: restore the latest checkpoint of ``save_dir`` and return its state (epoch,
     best metric ...) with ``state['batch']``, the batches done of the next epoch.
 
-    The checkpoint restores everything a step depends on (:meth:`Checkpoint.restore`):
-    parameters, momentum and master weights, the optimizer's update count (the schedule
-    position), ``hyper`` (this command's ``lr_scheduler``, ``momentum``, ``wd``, set on the
-    restored optimizer) and every ``stateful`` object (e.g. the loss scaler). The random
-    streams are functions of the position (:mod:`gluon_tricks.training`). Rank 0's
-    parameters are broadcast. On the way (rank 0; the other ranks load what rank 0 chose):
+    The checkpoint restores everything a step depends on: parameters, momentum and master
+    weights, the optimizer's update count (the schedule position) on every device id,
+    ``hyper`` (this command's ``lr_scheduler``, ``momentum``, ``wd``) and every ``stateful``
+    object (e.g. the loss scaler). The random streams are functions of the position
+    (:mod:`gluon_tricks.training`). Only rank 0 reads the save directory (it need not be on a
+    file system the other hosts see): it broadcasts the state and optimizer arrays, then the
+    parameters. On the way, rank 0:
 
-    * the latest checkpoint is found by scanning when ``checkpoint-latest.json`` is missing
-      or damaged, and the pointer is rewritten;
-    * ``config`` (this command's ``config.json`` dict) is compared with
-      ``SAVE_DIR/config.json`` (:func:`gluon_tricks.config.resume_changes`): changes of the
-      schedule and optimizer flags are logged and applied, others refused;
-    * every file is checked against its recorded sha256 (``CheckpointError`` naming it);
-    * ``metrics.jsonl`` is cut to one line per epoch up to the checkpoint;
-    * ``checkpoint-best`` is repaired when the recorded metrics (``best_key``, higher is
-      better) name another epoch whose checkpoint still exists.
+    * finds the latest checkpoint by scanning when ``checkpoint-latest.json`` is missing or
+      damaged, and rewrites the pointer;
+    * compares ``config`` (this command's ``config.json`` dict) with ``SAVE_DIR/config.json``
+      (:func:`gluon_tricks.config.resume_changes`): changes of the schedule and optimizer
+      flags are logged and applied, others refused;
+    * checks every file against its recorded sha256 (``CheckpointError`` naming it);
+    * cuts ``metrics.jsonl`` to one line per epoch up to the checkpoint;
+    * repairs ``checkpoint-best`` when the recorded metrics (``best_key``, higher is better)
+      name another epoch whose checkpoint still exists.
     """
-    from .checkpoint import Checkpoint, CheckpointManager, _read_json
+    from .checkpoint import CheckpointManager, _read_json, restore_stateful
     from .config import resume_changes
+    from .optstate import OptimizerStateError, apply_trainer_payload
     manager = CheckpointManager(save_dir)
-    chosen = None
+    payload = None
     if dist.is_master:
         latest = manager.load_latest()
         if latest is None:
@@ -311,26 +318,39 @@ def resume_run(save_dir, net, trainer, devices, dist, config=None, best_key=None
         saved = _read_json(path, 'run configuration') if os.path.exists(path) else None
         applied = resume_changes(saved, config, path)
         latest.verify()
-        chosen = (latest.directory, applied)
-    directory, applied = dist.broadcast_object(chosen, name='gluon_tricks.resume_dir')
-    latest = Checkpoint(directory)
-    state = dict(latest.restore(net, trainer, devices, hyper=hyper, stateful=stateful))
-    if applied:
+        latest.load_net(net, devices)
+        optimizer = latest.trainer_payload(allow_pickle)
+        if dist.is_distributed and 'arrays' in optimizer:
+            optimizer['arrays'] = {k: v.asnumpy() for k, v in optimizer['arrays'].items()}
+        payload = {'directory': latest.directory, 'epoch': latest.epoch,
+                   'batch': latest.batch, 'state': latest.state, 'applied': applied,
+                   'optimizer': optimizer}
+    payload = dist.broadcast_object(payload, name='gluon_tricks.resume')
+    try:
+        apply_trainer_payload(trainer, payload['optimizer'], hyper, payload['directory'])
+    except OptimizerStateError as err:
+        from .checkpoint import CheckpointError
+        raise CheckpointError(str(err))
+    state = dict(payload['state'])
+    restore_stateful(state, stateful)
+    if payload['applied']:
         dist.log('--resume applies this command\'s %s; the learning-rate schedule is rebuilt '
                  'from its flags and continues at update %d (lr %.6g)'
-                 % ('; '.join(applied), trainer.optimizer.num_update, trainer.learning_rate))
-    state.setdefault('epoch', latest.epoch)
-    state['batch'] = latest.batch
-    state['checkpoint_dir'] = latest.directory
+                 % ('; '.join(payload['applied']), trainer.optimizer.num_update,
+                    trainer.learning_rate))
+    state.setdefault('epoch', payload['epoch'])
+    state['batch'] = payload['batch']
+    state['checkpoint_dir'] = payload['directory']
     dist.broadcast_parameters(net.collect_params())
     if dist.is_master:
-        records = _repair_metrics(os.path.join(save_dir, 'metrics.jsonl'), latest.epoch,
+        records = _repair_metrics(os.path.join(save_dir, 'metrics.jsonl'), payload['epoch'],
                                   dist.log)
         if best_key:
             _repair_best(manager, records, best_key, dist.log)
     dist.log('resumed from %s at epoch %d%s' % (
-        latest.directory, state['epoch'],
-        ', batch %d of epoch %d' % (latest.batch, state['epoch'] + 1) if latest.batch else ''))
+        payload['directory'], state['epoch'],
+        ', batch %d of epoch %d' % (payload['batch'], state['epoch'] + 1)
+        if payload['batch'] else ''))
     return state
 
 

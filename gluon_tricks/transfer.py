@@ -37,6 +37,7 @@ import numpy as np
 import mxnet as mx
 
 from .model_zoo import get_model, get_model_list
+from .model_zoo.io import describe_mismatch, load_params
 
 __all__ = ['TASKS', 'BackboneMismatchError', 'resolve_params_file', 'describe_params',
            'load_backbone', 'backbone_stages', 'stage_channels', 'SeededDataset']
@@ -190,27 +191,6 @@ def _describe_for_error(filename):
     return 'the file does not hold ResNet parameters'
 
 
-def _mismatch_detail(net, arrays, limit=5):
-    model = net._collect_params_with_prefix()
-    missing = sorted(set(model) - set(arrays))
-    extra = sorted(set(arrays) - set(model))
-    parts = []
-    if missing:
-        parts.append('%d parameter(s) missing in the file (%s)'
-                     % (len(missing), ', '.join(missing[:limit])))
-    if extra:
-        parts.append('%d parameter(s) not in the model (%s)'
-                     % (len(extra), ', '.join(extra[:limit])))
-    shapes = []
-    for key in sorted(set(model) & set(arrays)):
-        want, have = tuple(model[key].shape or ()), tuple(arrays[key].shape)
-        if len(want) != len(have) or any(w and w != h for w, h in zip(want, have)):
-            shapes.append('%s: model %s, file %s' % (key, want, have))
-    if shapes:
-        parts.append('%d shape mismatch(es) (%s)' % (len(shapes), '; '.join(shapes[:limit])))
-    return '; '.join(parts)
-
-
 # --------------------------------------------------------------------------- backbone
 def load_backbone(name, params, task='classification', ctx=None, norm_layer=None,
                   norm_kwargs=None, **kwargs):
@@ -290,15 +270,14 @@ def load_backbone(name, params, task='classification', ctx=None, norm_layer=None
         if missing:
             raise BackboneMismatchError(
                 '%s does not fit backbone %s: %s; %s' % (
-                    filename, name, _mismatch_detail(net, arrays), _describe_for_error(filename)))
+                    filename, name, describe_mismatch(net, arrays), _describe_for_error(filename)))
     elif 'features.0.weight' not in arrays:
-        detail = _mismatch_detail(net, arrays)
+        detail = describe_mismatch(net, arrays)
         if detail:
             raise BackboneMismatchError('%s does not fit backbone %s: %s; %s' % (
                 filename, name, detail, _describe_for_error(filename)))
     try:
-        net.load_parameters(filename, ctx=ctx, allow_missing=classes is None,
-                            cast_dtype=True, dtype_source='current')
+        load_params(net, filename, ctx=ctx, allow_missing=classes is None)
     except (ValueError, AssertionError, mx.base.MXNetError) as err:
         raise BackboneMismatchError('%s does not fit backbone %s: %s; %s' % (
             filename, name, _mxnet_message(err) if isinstance(err, mx.base.MXNetError)

@@ -11,6 +11,7 @@ import pytest
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
+import gluon_tricks.checkpoint
 from gluon_tricks.checkpoint import CheckpointError, CheckpointManager
 from gluon_tricks.optim import make_trainer, optimizer_params
 from gluon_tricks.precision import LossScaler
@@ -112,7 +113,7 @@ def test_file_layout_and_pointer(tmp_path):
     assert manager.load_latest() is None and manager.load_best() is None
     path = manager.save(0, net, trainer, {'lr_iter': 10})
     assert path == str(tmp_path / 'checkpoint-epoch0000')
-    assert sorted(os.listdir(path)) == ['net.params', 'state.json', 'trainer.states']
+    assert sorted(os.listdir(path)) == ['net.params', 'optimizer.params', 'state.json']
     pointer = json.loads((tmp_path / 'checkpoint-latest.json').read_text())
     assert pointer['dir'] == 'checkpoint-epoch0000' and pointer['epoch'] == 0
     meta = json.loads((tmp_path / 'checkpoint-epoch0000' / 'state.json').read_text())
@@ -134,11 +135,9 @@ def test_exception_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     saved = weights(net)
     train(net, trainer, 2, 0)
 
-    def crash(fname):
-        with open(fname, 'wb') as f:
-            f.write(b'half a file')
+    def crash(trainer):
         raise KeyboardInterrupt('killed while writing the trainer states')
-    monkeypatch.setattr(trainer, 'save_states', crash)
+    monkeypatch.setattr(gluon_tricks.checkpoint, 'collect_state', crash)
     with pytest.raises(KeyboardInterrupt):
         manager.save(1, net, trainer, {'epoch_state': 1})
     assert sorted(os.listdir(str(tmp_path))) == ['checkpoint-epoch0000',
@@ -275,8 +274,8 @@ def test_clear_errors(tmp_path):
     # a missing file inside the directory
     manager2 = CheckpointManager(str(tmp_path), prefix='other')
     path = manager2.save(1, net, trainer)
-    os.remove(os.path.join(path, 'trainer.states'))
-    with pytest.raises(CheckpointError, match='incomplete.*trainer.states'):
+    os.remove(os.path.join(path, 'optimizer.params'))
+    with pytest.raises(CheckpointError, match='incomplete.*optimizer.params'):
         manager2.load_latest()
 
 
@@ -305,7 +304,7 @@ def test_mid_epoch_checkpoints_are_named_ordered_pruned_and_checksummed(tmp_path
                                                  'checkpoint-latest.json']
     latest = manager.load_latest()
     assert (latest.epoch, latest.batch) == (1, 3)
-    assert sorted(latest.meta['sha256']) == ['net.params', 'trainer.states']
+    assert sorted(latest.meta['sha256']) == ['net.params', 'optimizer.params']
     manager.save(2, net, trainer, {'e': 2})
     assert [(c.epoch, c.batch) for c in manager.scan()] == [(2, 0)]
     # the scan orders by (epoch, batch) when the pointer is gone

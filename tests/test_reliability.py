@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from mxnet import autograd, gluon
 
+import gluon_tricks.checkpoint
 from gluon_tricks import runlog
 from gluon_tricks.checkpoint import CheckpointError, CheckpointManager
 from gluon_tricks.config import resume_changes
@@ -236,11 +237,11 @@ def test_item9_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     net, trainer, manager = _run_with_checkpoints(tmp_path, [0.3])
     before = sorted(os.listdir(str(tmp_path)))
 
-    def to_dev_full(fname):    # a real ENOSPC: /dev/full refuses every write
+    def to_dev_full(trainer):  # a real ENOSPC: /dev/full refuses every write
         with open('/dev/full', 'wb') as f:
             f.write(b'x' * 65536)
             f.flush()
-    monkeypatch.setattr(trainer, 'save_states', to_dev_full)
+    monkeypatch.setattr(gluon_tricks.checkpoint, 'collect_state', to_dev_full)
     with pytest.raises(DiskFullError) as err:
         manager.save(2, net, trainer, {'epoch': 2})
     msg = str(err.value)
@@ -249,10 +250,10 @@ def test_item9_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert sorted(os.listdir(str(tmp_path))) == before
     monkeypatch.undo()
 
-    def incomplete(fname):     # what mx.nd.save raises on a full disk
+    def incomplete(net, fname):   # what mx.nd.save raises on a full disk
         raise mx.base.MXNetError('[12:00:00] src/io/local_filesys.cc:209: Check failed: '
                                  'nwrite == size (4096 vs. 65536) : FileStream.Write incomplete')
-    monkeypatch.setattr(net, 'save_parameters', incomplete)
+    monkeypatch.setattr(gluon_tricks.checkpoint, 'save_params', incomplete)
     with pytest.raises(DiskFullError, match='no space left on the device holding'):
         manager.save(2, net, trainer, {'epoch': 2})
     assert sorted(os.listdir(str(tmp_path))) == before
@@ -277,9 +278,9 @@ def main():
     net.initialize()
     manager = CheckpointManager(sys.argv[1] + '/run')
     manager.save(1, net)
-    def full(fname):
+    def full(fname, arrays):
         raise mx.base.MXNetError('Check failed: nwrite == size : FileStream.Write incomplete')
-    net.save_parameters = full
+    mx.nd.save = full
     manager.save(2, net)
 run_main(main)
 ''', tmp_path)
@@ -313,8 +314,8 @@ run_main(main)
 def test_item19_flipped_bytes_are_found_before_loading(tmp_path):
     net, trainer, manager = _run_with_checkpoints(tmp_path, [0.3])
     meta = json.loads((tmp_path / 'checkpoint-epoch0001' / 'state.json').read_text())
-    assert sorted(meta['sha256']) == ['net.params', 'trainer.states']
-    for fname in ('net.params', 'trainer.states'):
+    assert sorted(meta['sha256']) == ['net.params', 'optimizer.params']
+    for fname in ('net.params', 'optimizer.params'):
         path = tmp_path / 'checkpoint-epoch0001' / fname
         good = path.read_bytes()
         data = bytearray(good)

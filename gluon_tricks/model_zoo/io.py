@@ -6,7 +6,8 @@ import mxnet as mx
 from ..errors import mxnet_error_line
 from ._registry import get_model
 
-__all__ = ['classes_in_params', 'load_model', 'gluoncv_param_names']
+__all__ = ['classes_in_params', 'load_model', 'load_params', 'save_params', 'first_copy',
+           'describe_mismatch', 'gluoncv_param_names']
 
 # classifier weight keys: ours / GluonCV ResNetV1b ('fc'), GluonCV ResNetV1 (our resnet*_v1
 # saves in its layout), MobileNet, Inception ('output')
@@ -39,6 +40,39 @@ def classes_in_params(filename):
     return None
 
 
+def first_copy(param):
+    """A CPU copy of ``param``'s value on its first device, bit for bit.
+
+    Gluon's ``save_parameters`` averages the copies of a parameter held on several devices in
+    their own dtype (``add_n(copies) / n``): for 3 or more identical copies the rounding of the
+    sum changes the values (8 identical float32 copies of ResNet-18-D: 23 of its 112 arrays
+    differ). After a synchronous step every copy holds the same weights, so the first one is
+    the trained model; BatchNorm statistics are those of the first device, as Horovod's rank 0
+    copy is (``DistContext.broadcast_statistics``).
+    """
+    return param.data(param.list_ctx()[0]).copyto(mx.cpu())
+
+
+def save_params(net, filename):
+    """``net.save_parameters(filename)`` with each parameter's first device copy
+    (:func:`first_copy`) under the keys the model saves (``net.file_keys()`` where it has
+    them: GluonCV's layout for ``resnet*_v1``); dtypes are kept."""
+    params = net._collect_params_with_prefix()
+    keys = net.file_keys() if hasattr(net, 'file_keys') else {k: k for k in params}
+    mx.nd.save(filename, {keys[k]: first_copy(p) for k, p in params.items()})
+
+
+def load_params(net, filename, ctx=None, allow_missing=False, ignore_extra=False):
+    """``net.load_parameters`` that accepts float16 and float32 files alike: every array is
+    cast to the dtype the parameter has in ``net`` (a float16 checkpoint of a GPU run loads
+    into a float32 network for evaluation, export or as a distillation teacher, and the
+    reverse)."""
+    if not os.path.isfile(filename):
+        raise FileNotFoundError('parameter file %s does not exist' % filename)
+    net.load_parameters(filename, ctx=ctx, allow_missing=allow_missing,
+                        ignore_extra=ignore_extra, cast_dtype=True, dtype_source='current')
+
+
 def load_model(name, params_file, ctx=None, classes=None, **kwargs):
     """Build ``name`` and load ``params_file`` into it.
 
@@ -68,10 +102,34 @@ def load_model(name, params_file, ctx=None, classes=None, **kwargs):
                          'drop --classes or pass the matching file' % (params_file, found, classes))
     net = get_model(name, classes=classes, **kwargs)
     try:
-        net.load_parameters(params_file, ctx=ctx or mx.cpu())
+        load_params(net, params_file, ctx=ctx or mx.cpu())
     except AssertionError as err:  # Gluon's own message for missing/extra keys
         raise ValueError('%s does not fit model %s: %s' % (params_file, name, str(err)[:500]))
     return net
+
+
+def describe_mismatch(net, arrays, limit=5):
+    """What differs between the named ``arrays`` of a ``.params`` file and the structural
+    names of ``net``: missing and unexpected names and shape mismatches ('' if none)."""
+    arrays = {k.split(':', 1)[-1]: v for k, v in arrays.items()}   # 'arg:'/'aux:' prefixes
+    model = net._collect_params_with_prefix()
+    missing = sorted(set(model) - set(arrays))
+    extra = sorted(set(arrays) - set(model))
+    parts = []
+    if missing:
+        parts.append('%d parameter(s) missing in the file (%s)'
+                     % (len(missing), ', '.join(missing[:limit])))
+    if extra:
+        parts.append('%d parameter(s) not in the model (%s)'
+                     % (len(extra), ', '.join(extra[:limit])))
+    shapes = []
+    for key in sorted(set(model) & set(arrays)):
+        want, have = tuple(model[key].shape or ()), tuple(arrays[key].shape)
+        if len(want) != len(have) or any(w and w != h for w, h in zip(want, have)):
+            shapes.append('%s: model %s, file %s' % (key, want, have))
+    if shapes:
+        parts.append('%d shape mismatch(es) (%s)' % (len(shapes), '; '.join(shapes[:limit])))
+    return '; '.join(parts)
 
 
 def gluoncv_param_names(net, name=None):

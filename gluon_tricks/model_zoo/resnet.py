@@ -27,6 +27,7 @@ from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
 from ._registry import check_no_pretrained, register
+from .io import first_copy
 
 __all__ = ['ResNetV1', 'BasicBlock', 'Bottleneck', 'get_resnet']
 
@@ -281,7 +282,8 @@ class ResNetV1(HybridBlock):
         return {k: k for k in keys}
 
     def save_parameters(self, filename, deduplicate=False):
-        """:meth:`mxnet.gluon.Block.save_parameters` under the keys of :meth:`file_keys`.
+        """:meth:`mxnet.gluon.Block.save_parameters` under the keys of :meth:`file_keys`, with
+        the first device's copy of each parameter (:func:`~gluon_tricks.model_zoo.io.first_copy`).
 
         ``resnet*_v1`` writes GluonCV's ``ResNetV1`` layout, so the file loads strictly into
         GluonCV's same-named model; every other variant writes our (= GluonCV's
@@ -292,7 +294,7 @@ class ResNetV1(HybridBlock):
             reverse = {v: k for k, v in params.items()}
             params = {k: v for v, k in reverse.items()}
         keys = self.file_keys()
-        arg_dict = {keys[k]: v._reduce() for k, v in params.items()}
+        arg_dict = {keys[k]: first_copy(v) for k, v in params.items()}
         save_fn = mx.npx.save if mx.util.is_np_array() else mx.nd.save
         save_fn(filename, arg_dict)
 

@@ -19,7 +19,7 @@ synchronisation). A non-finite value found there ends the run with
 :class:`~gluon_tricks.errors.NonFiniteLossError` naming the epoch, the batch and the last
 good checkpoint. The updates after the bad batch are never applied to anything that
 outlives the process: every checkpoint (epoch, periodic, or on a signal) first reads the
-meters, and under Horovod the ranks agree (one allreduce per checkpoint), so no checkpoint,
+meters, and under Horovod the ranks agree (one allreduce per read), so no checkpoint,
 ``metrics.jsonl`` line or ``results.json`` ever holds a state trained on a non-finite loss;
 ``--resume`` (with a lower ``--lr`` or more warmup) continues from the last good one. (A
 float16 overflow is another matter: the loss scaler skips that step, see
@@ -193,7 +193,8 @@ class _Loop(object):
                                config, self.task.best_key,
                                hyper={'lr_scheduler': run.scheduler,
                                       'momentum': cfg.optim.momentum, 'wd': cfg.optim.wd},
-                               stateful=self.task.stateful())
+                               stateful=self.task.stateful(),
+                               allow_pickle=cfg.run.allow_pickled_states)
             self.best, self.record = state.get('best'), state.get('metrics')
             self.partial = state.get('partial')
             self.training.resume_from(state)
@@ -202,13 +203,19 @@ class _Loop(object):
         self.log('training %s: %s' % (self.task.name, json.dumps(config, sort_keys=True)))
 
     # -- meters, the NaN policy and checkpoint states ---------------------------------------
-    def _read_window(self, agree=False):
-        """Fold the meters into the epoch totals; stop on a non-finite value (all ranks agree
-        when ``agree``: before a checkpoint)."""
+    def _read_window(self):
+        """Fold the meters into the epoch totals (summed over the ranks: one allreduce per
+        read, i.e. per log interval and checkpoint); stop on a non-finite value (all ranks
+        agree). Every rank reads at the same batches."""
         sums, samples, first_bad = self.meter.read()
         bad = first_bad >= 0
-        if agree and self.dist.is_distributed:
-            bad = bool(self.dist.allreduce_sum([bad])[0])
+        if self.dist.is_distributed:
+            width = len(self.task.meters)
+            local = np.concatenate([np.zeros(width) if sums is None else sums,
+                                    [samples, bad]])
+            total = self.dist.allreduce_sum(local)
+            sums = total[:width] if total[width] else None
+            samples, bad = int(total[width]), bool(total[width + 1])
         if bad:
             where = ('batch %d' % (first_bad + 1)) if first_bad >= 0 else 'a batch of another rank'
             raise NonFiniteLossError(
@@ -223,7 +230,7 @@ class _Loop(object):
         return sums, samples
 
     def _checkpoint_state(self, epochs_done, batch):
-        self._read_window(agree=True)
+        self._read_window()
         state = dict(self.task.checkpoint_info(), epoch=epochs_done, best=self.best,
                      best_key=self.task.best_key, seed=self.cfg.run.seed, metrics=self.record)
         if batch:   # mid-epoch: the sums of the running epoch, for its metrics line
@@ -263,7 +270,7 @@ class _Loop(object):
                 self.meter.add(sums, samples, i)
                 if (i + 1) % cfg.run.log_interval == 0 or i + 1 == ipe:
                     sums, samples = self._read_window()
-                    speed = samples * dist.size / max(time.time() - window_tic, 1e-9)
+                    speed = samples / max(time.time() - window_tic, 1e-9)
                     values = task.summarize(sums, samples) if samples else {}
                     self.log('epoch %d batch %d/%d: %.1f samples/s  lr %.5g  %s%s' % (
                         epoch + 1, i + 1, ipe, speed, run.trainer.learning_rate,
@@ -275,7 +282,7 @@ class _Loop(object):
             samples = self.totals['samples']
             record = dict({'epoch': epoch + 1}, **task.summarize(self.totals['sums'], samples))
             record.update(lr=run.trainer.learning_rate, epoch_time=train_time,
-                          samples_per_sec=samples * dist.size / max(train_time, 1e-9),
+                          samples_per_sec=samples / max(train_time, 1e-9),
                           **task.epoch_fields())
             if (epoch + 1) % cfg.run.val_interval == 0 or epoch + 1 == epochs:
                 dist.broadcast_statistics(run.net)      # rank 0's BN statistics: the saved model
