@@ -140,11 +140,20 @@ class Checkpoint(object):
             except OSError as err:
                 raise CheckpointError('cannot read checkpoint file %s: %s' % (path, err))
             if actual != expected:
+                inode = os.stat(path).st_ino   # the best copy may hard-link the same file
+                run = os.path.dirname(os.path.abspath(self.directory))
+                intact = [c for c in CheckpointManager(run).scan()
+                          if os.path.isfile(os.path.join(c.directory, fname)) and
+                          os.stat(os.path.join(c.directory, fname)).st_ino != inode]
+                advice = ('Restore the file from a copy, or move the directory %s out of %s: '
+                          '--resume then continues from %s (epoch %d), evaluate.py and export.py '
+                          'can read that one.' % (self.directory, run, intact[0].directory,
+                                                  intact[0].epoch)) if intact else (
+                    'Restore the file from a copy; the run holds no other intact checkpoint.')
                 raise CheckpointError(
                     'checkpoint file %s is damaged: its sha256 %s differs from %s recorded when '
-                    'it was saved. Restore the file from a copy, or move the directory %s away '
-                    'to resume from an older checkpoint.'
-                    % (path, actual[:16] + '...', expected[:16] + '...', self.directory))
+                    'it was saved. %s' % (path, actual[:16] + '...', expected[:16] + '...',
+                                          advice))
 
     def load_net(self, net, ctx=None, allow_missing=False, ignore_extra=False):
         """Load the parameters into ``net`` (cast to its dtypes; :meth:`verify` first)."""
@@ -451,21 +460,22 @@ class CheckpointManager(object):
 
     # -- loading ----------------------------------------------------------------------------
     def scan(self):
-        """Every complete checkpoint directory of ``save_dir`` (readable ``state.json``, every
-        file present), newest first, without consulting the pointer; damaged ones are
-        skipped."""
+        """Every complete checkpoint directory of ``save_dir`` (epoch directories and the best
+        copies; readable ``state.json``, every file present), newest first, without consulting
+        the pointer; damaged ones are skipped."""
         if not os.path.isdir(self.save_dir):
             return []
         found = []
         for entry in os.listdir(self.save_dir):
-            m = self._epoch_re.match(entry)
+            m = self._epoch_re.match(entry) or self._best_re.match(entry)
             if not m:
                 continue
             try:
                 ckpt = Checkpoint(os.path.join(self.save_dir, entry))
             except CheckpointError:
                 continue
-            found.append(((ckpt.epoch, ckpt.batch) + self._key(m)[2:], ckpt))
+            repeat = self._key(m)[2:] if m.re is self._epoch_re else (-1,)   # epoch dir first
+            found.append(((ckpt.epoch, ckpt.batch) + repeat, ckpt))
         return [ckpt for _, ckpt in sorted(found, key=lambda kv: kv[0], reverse=True)]
 
     def load_latest(self, scan=True):

@@ -6,7 +6,7 @@ error and keeps its traceback.
 """
 
 __all__ = ['UserError', 'DiskFullError', 'Preempted', 'ResumeConfigError',
-           'NonFiniteLossError', 'mxnet_error_line']
+           'NonFiniteLossError', 'DamagedFileError', 'mxnet_error_line']
 
 
 class UserError(Exception):
@@ -36,6 +36,10 @@ class ResumeConfigError(UserError, ValueError):
 class NonFiniteLossError(UserError, ArithmeticError):
     """The training loss became NaN or infinite (the message names the epoch, the batch and
     the last good checkpoint)."""
+
+
+class DamagedFileError(UserError, ValueError):
+    """A file of a checkpoint whose sha256 differs from the one recorded when it was saved."""
 
 
 def mxnet_error_line(err):

@@ -8,7 +8,9 @@
   of :func:`gluon_tricks.export.export_model`), or its ``-symbol.json``;
 * a checkpoint: a training run's directory (its ``checkpoint-best``), a checkpoint directory
   (``net.params`` and ``state.json``, which names the model) or a ``.params`` file with the
-  model name given.
+  model name given. The run's ``config.json`` (beside the checkpoint) gives the model, its
+  input size, crop ratio, mean, std and class names (:func:`run_settings`); a checkpoint's
+  files are checked against their recorded sha256 before use.
 
 Each gives a :class:`Classifier`: a callable from an ``(N, 3, S, S)`` float32 batch (numpy)
 to numpy logits, with ``meta`` (``input_size``, ``crop_ratio``, ``mean``, ``std``,
@@ -17,12 +19,14 @@ to numpy logits, with ``meta`` (``input_size``, ``crop_ratio``, ``mean``, ``std`
 """
 import json
 import os
+import warnings
 
 import numpy as np
 
 from .data.transforms import AugmentConfig
 
-__all__ = ['Classifier', 'open_classifier', 'source_kind']
+__all__ = ['Classifier', 'open_classifier', 'source_kind', 'run_settings', 'resolve_checkpoint',
+           'reconcile']
 
 
 def default_input_size(model):
@@ -100,6 +104,84 @@ def _checkpoint_dir(path):
     return None
 
 
+def run_settings(directory):
+    """What a training run recorded about its model and inputs, for the checkpoint
+    ``directory`` (or the run directory itself): ``model``, ``num_classes``, ``input_size``,
+    ``crop_ratio``, ``mean``, ``std`` and ``classes`` (the names in the data's
+    ``classes.txt`` when it is still there), from the run's ``config.json``; ``{}`` when the
+    run wrote none (older runs)."""
+    for where in (directory, os.path.dirname(os.path.abspath(directory.rstrip(os.sep)))):
+        path = os.path.join(where, 'config.json')
+        if os.path.isfile(path):
+            break
+    else:
+        return {}
+    try:
+        with open(path) as f:
+            config = json.load(f)
+        data, model = config.get('data') or {}, config.get('model') or {}
+    except (OSError, ValueError, AttributeError) as err:
+        raise ValueError('run configuration %s cannot be read (%s)' % (path, err))
+    out = {'model': model.get('model'), 'num_classes': data.get('num_classes'),
+           'input_size': data.get('input_size'), 'crop_ratio': data.get('crop_ratio'),
+           'mean': data.get('mean'), 'std': data.get('std'), 'config': path}
+    for root in (data.get('rec_train') and os.path.dirname(data['rec_train']),
+                 data.get('data_dir')):
+        names = os.path.join(os.path.expanduser(root), 'classes.txt') if root else None
+        if names and os.path.isfile(names):
+            with open(names) as f:
+                out['classes'] = [line.strip() for line in f if line.strip()]
+            break
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def reconcile(settings, given, what):
+    """The values of ``given`` (flags, None: not given) over those a run recorded in
+    ``settings``; a flag that contradicts the run is applied with a warning naming both
+    values. Returns the merged dict of the keys of ``given``."""
+    out = {}
+    for key, value in given.items():
+        recorded = settings.get(key)
+        if value is None:
+            out[key] = recorded
+            continue
+        same = recorded is None or (list(value) == list(recorded) if isinstance(
+            value, (list, tuple)) else value == recorded)
+        if not same:
+            warnings.warn('--%s %s differs from %s recorded by the run (%s): using %s'
+                          % (key.replace('_', '-'), value, recorded, what, value), stacklevel=2)
+        out[key] = value
+    return out
+
+
+def resolve_checkpoint(source, model=None):
+    """``(params_file, model, settings)`` of a run directory, checkpoint directory or
+    ``.params`` file: the checkpoint's files are verified against their recorded sha256
+    (:class:`~gluon_tricks.checkpoint.CheckpointError` naming a damaged file and the run's
+    intact checkpoints), the model name comes from ``model``, ``state.json`` or the run's
+    ``config.json`` (:func:`run_settings`)."""
+    if os.path.isdir(source):
+        from .checkpoint import Checkpoint
+        directory = _checkpoint_dir(source)
+        if directory is None:
+            raise FileNotFoundError('%s is neither a checkpoint (net.params) nor a run '
+                                    'directory (checkpoint-best/, checkpoint-latest.json)'
+                                    % source)
+        settings = run_settings(directory)
+        params = os.path.join(directory, 'net.params')
+        if os.path.isfile(os.path.join(directory, 'state.json')):
+            ckpt = Checkpoint(directory)
+            ckpt.verify()
+            params = ckpt.params_path
+            settings.setdefault('model', ckpt.state.get('model'))
+    else:
+        params, settings = source, run_settings(os.path.dirname(os.path.abspath(source)))
+    if model and settings.get('model') and model != settings['model']:
+        warnings.warn('--model %s differs from %s recorded by the run: using %s'
+                      % (model, settings['model'], model), stacklevel=2)
+    return params, model or settings.get('model'), settings
+
+
 def open_classifier(source, model=None, input_size=None, crop_ratio=None, mean=None,
                     std=None, class_names=None, ctx=None, num_threads=None):
     """Open ``source`` (see the module docstring) for inference.
@@ -149,19 +231,14 @@ def open_classifier(source, model=None, input_size=None, crop_ratio=None, mean=N
     else:
         import mxnet as mx
         from .model_zoo.io import load_model
-        params = source
-        if kind == 'checkpoint':
-            directory = _checkpoint_dir(source)
-            params = os.path.join(directory, 'net.params')
-            state_path = os.path.join(directory, 'state.json')
-            if model is None and os.path.isfile(state_path):
-                with open(state_path) as f:
-                    model = json.load(f).get('state', {}).get('model')
+        params, model, settings = resolve_checkpoint(source, model)
         if not model:
             raise ValueError('%s: give the model name (--model), e.g. resnet50_v1d' % source)
         net = load_model(model, params, ctx=ctx or mx.cpu())
         net.hybridize(static_alloc=True, static_shape=True)
         meta = {'model': model, 'input_size': default_input_size(model)}
+        recorded = reconcile(settings, overrides, settings.get('config', 'no config.json'))
+        overrides.update({k: v for k, v in recorded.items() if v is not None})
         run = _mxnet_runner(net, ctx or mx.cpu())
         kind = 'checkpoint'
     for key, value in overrides.items():

@@ -71,4 +71,5 @@ def _without(argv, flags):
 
 
 if __name__ == '__main__':
-    main()
+    from gluon_tricks.distributed import run_main
+    run_main(main)

@@ -1,9 +1,11 @@
 """Build a zoo model straight from a ``.params`` file (ours or GluonCV's)."""
+import json
 import os
 
 import mxnet as mx
 
-from ..errors import mxnet_error_line
+from ..errors import DamagedFileError, mxnet_error_line
+from ..fsutil import sha256
 from ._registry import get_model
 
 __all__ = ['classes_in_params', 'load_model', 'load_params', 'save_params', 'first_copy',
@@ -62,13 +64,40 @@ def save_params(net, filename):
     mx.nd.save(filename, {keys[k]: first_copy(p) for k, p in params.items()})
 
 
+def check_recorded_digest(filename):
+    """When ``filename`` lies in a checkpoint directory whose ``state.json`` records its sha256,
+    check it (:class:`~gluon_tricks.errors.DamagedFileError` naming the file and what else the
+    run holds); a file without such a record passes."""
+    state = os.path.join(os.path.dirname(os.path.abspath(filename)), 'state.json')
+    try:
+        with open(state) as f:
+            expected = json.load(f).get('sha256', {}).get(os.path.basename(filename))
+    except (OSError, ValueError, AttributeError):
+        return
+    if expected and sha256(filename) != expected:
+        directory = os.path.dirname(os.path.abspath(filename))
+        run = os.path.dirname(directory)
+        inode = os.stat(filename).st_ino      # checkpoint-best hard-links the same file
+        others = sorted(e for e in os.listdir(run) if e.startswith('checkpoint-') and
+                        os.path.isfile(os.path.join(run, e, os.path.basename(filename))) and
+                        os.stat(os.path.join(run, e, os.path.basename(filename))).st_ino
+                        != inode)
+        raise DamagedFileError(
+            '%s is damaged: its sha256 differs from the one recorded in %s when it was saved. '
+            'Restore it from a copy%s.' % (filename, state, (
+                ', or use another checkpoint of the run: %s' % ', '.join(
+                    os.path.join(run, e) for e in others)) if others else ''))
+
+
 def load_params(net, filename, ctx=None, allow_missing=False, ignore_extra=False):
     """``net.load_parameters`` that accepts float16 and float32 files alike: every array is
     cast to the dtype the parameter has in ``net`` (a float16 checkpoint of a GPU run loads
     into a float32 network for evaluation, export or as a distillation teacher, and the
-    reverse)."""
+    reverse). A file of a checkpoint is first checked against its recorded sha256
+    (:func:`check_recorded_digest`)."""
     if not os.path.isfile(filename):
         raise FileNotFoundError('parameter file %s does not exist' % filename)
+    check_recorded_digest(filename)
     net.load_parameters(filename, ctx=ctx, allow_missing=allow_missing,
                         ignore_extra=ignore_extra, cast_dtype=True, dtype_source='current')
 

@@ -189,4 +189,5 @@ def main(argv=None):
     return results
 
 if __name__ == '__main__':
-    main()
+    from gluon_tricks.distributed import run_main
+    run_main(main)

@@ -29,6 +29,7 @@ import time
 import numpy as np
 
 from gluon_tricks import data as gdata
+from gluon_tricks.errors import UserError
 from gluon_tricks.inference import open_classifier
 
 
@@ -135,7 +136,7 @@ def main(argv=None):
         clf = open_classifier(args.source, model=args.model, input_size=args.input_size,
                               crop_ratio=args.crop_ratio, mean=args.mean, std=args.std,
                               num_threads=args.threads)
-    except (FileNotFoundError, ValueError, ImportError) as err:
+    except (FileNotFoundError, ValueError, ImportError, UserError) as err:
         parser.error(str(err))
     meta = clf.meta
     loader = _loader(args, clf)
@@ -161,4 +162,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from gluon_tricks.distributed import run_main
+    run_main(main)

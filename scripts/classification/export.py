@@ -1,6 +1,13 @@
 """Export a trained checkpoint for deployment: an MXNet symbol + params pair, or ONNX.
 
+A run directory or checkpoint directory as ``--params`` gives the model, input size, crop
+ratio, mean, std and class names the run trained with (its ``config.json``); a flag given
+anyway and different from the run's is used with a warning naming both values.
+
 Examples::
+
+    # ONNX of a run's best checkpoint, everything read from the run
+    python scripts/classification/export.py --params runs/r50d --format onnx --out exported/r50d
 
     # MXNet: exported/r50d-symbol.json, -0000.params, -meta.json
     python scripts/classification/export.py --model resnet50_v1d \\
@@ -20,7 +27,9 @@ enable_amx()  # AMX for bfloat16/INT8 exports where the CPU has it
 import argparse
 import os
 
+from gluon_tricks.errors import UserError
 from gluon_tricks.export import export_model
+from gluon_tricks.inference import default_input_size, reconcile, resolve_checkpoint
 from gluon_tricks.model_zoo import get_model_list
 from gluon_tricks.model_zoo.io import classes_in_params, load_model
 
@@ -49,10 +58,12 @@ def check_parity(net, onnx_path, input_size, batch=2, seed=0):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--model', required=True, help='get_model name, e.g. resnet50_v1d')
+    parser.add_argument('--model', default=None,
+                        help='get_model name, e.g. resnet50_v1d (default: the run\'s)')
     parser.add_argument('--params', required=True,
-                        help='.params file: a checkpoint\'s net.params, or GluonCV\'s file '
-                             'of the same model')
+                        help='a training run directory (its best checkpoint), a checkpoint '
+                             'directory, or a .params file (a checkpoint\'s net.params, or '
+                             'GluonCV\'s file of the same model)')
     parser.add_argument('--out', required=True,
                         help='output prefix, e.g. exported/r50d (ONNX: PREFIX.onnx, or the '
                              'given name if it ends with .onnx)')
@@ -61,9 +72,11 @@ def main(argv=None):
                              '.onnx file (weights, input size and preprocessing inside)')
     parser.add_argument('--classes', type=int, default=None,
                         help='number of classes (default: read from the params file)')
-    parser.add_argument('--input-size', type=int, default=224, help='input side (paper: 224)')
-    parser.add_argument('--crop-ratio', type=float, default=0.875,
-                        help='validation center-crop ratio (paper: 224/256 = 0.875)')
+    parser.add_argument('--input-size', type=int, default=None,
+                        help='input side (default: the run\'s; else 224, 299 for Inception-V3)')
+    parser.add_argument('--crop-ratio', type=float, default=None,
+                        help='validation center-crop ratio (default: the run\'s; else the '
+                             'paper\'s 224/256 = 0.875)')
     parser.add_argument('--mean', type=float, nargs=3, default=None, metavar=('R', 'G', 'B'),
                         help='RGB mean on the 0-255 scale (default: the paper\'s)')
     parser.add_argument('--std', type=float, nargs=3, default=None, metavar=('R', 'G', 'B'),
@@ -93,10 +106,7 @@ def main(argv=None):
     if args.precision == 'int8' and not args.calib_data:
         parser.error('--precision int8 needs --calib-data (a .rec file or a class folder of '
                      'training images)')
-    if args.model.lower() not in get_model_list():
-        parser.error('unknown --model %r; valid names: %s'
-                     % (args.model, ', '.join(get_model_list())))
-    if not os.path.isfile(args.params):
+    if not os.path.exists(args.params):
         parser.error('--params %s does not exist' % args.params)
     names = None
     if args.class_names:
@@ -104,6 +114,21 @@ def main(argv=None):
             parser.error('--class-names %s does not exist' % args.class_names)
         with open(args.class_names) as f:
             names = [line.strip() for line in f if line.strip()]
+    try:
+        args.params, args.model, settings = resolve_checkpoint(args.params, args.model)
+    except (FileNotFoundError, ValueError, UserError) as err:
+        parser.error(str(err))
+    if not args.model:
+        parser.error('--model is needed for %s (no run configuration names it)' % args.params)
+    if args.model.lower() not in get_model_list():
+        parser.error('unknown --model %r; valid names: %s'
+                     % (args.model, ', '.join(get_model_list())))
+    run = reconcile(settings, {'input_size': args.input_size, 'crop_ratio': args.crop_ratio,
+                               'mean': args.mean, 'std': args.std, 'classes': names},
+                    settings.get('config', 'no config.json'))
+    args.input_size = run['input_size'] or default_input_size(args.model)
+    args.crop_ratio = run['crop_ratio'] or 0.875
+    args.mean, args.std, names = run['mean'], run['std'], run['classes']
     try:
         net = load_model(args.model, args.params, classes=args.classes)
     except ValueError as err:
@@ -149,4 +174,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from gluon_tricks.distributed import run_main
+    run_main(main)

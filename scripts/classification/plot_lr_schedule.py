@@ -74,4 +74,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from gluon_tricks.distributed import run_main
+    run_main(main)

@@ -24,6 +24,7 @@ import sys
 import numpy as np
 
 from gluon_tricks.data import CorruptImageError, load_image
+from gluon_tricks.errors import UserError
 from gluon_tricks.inference import open_classifier
 
 
@@ -55,7 +56,7 @@ def main(argv=None):
         parser.error('%s-symbol.json is missing: export the model first with '
                      'scripts/classification/export.py (or give an .onnx file, a checkpoint '
                      'or a run directory)' % args.source)
-    except (ValueError, ImportError) as err:
+    except (ValueError, ImportError, UserError) as err:
         parser.error(str(err))
     names = clf.meta.get('classes')
     results, failed = [], []
@@ -82,4 +83,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from gluon_tricks.distributed import run_main
+    run_main(main)
