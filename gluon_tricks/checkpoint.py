@@ -22,25 +22,11 @@ older versions hold ``trainer.states``, a pickle of MXNet's ``Trainer.save_state
 resume only with ``allow_pickle`` (``--allow-pickled-states``), because unpickling a file runs
 whatever code it contains.
 
-Protocol of :meth:`CheckpointManager.save`:
-
-1. serialise ``state`` to JSON first (a non-serialisable value fails before any file is
-   written);
-2. write the three files into ``.tmp-<prefix>-<epoch>-<pid>/`` and fsync them;
-3. ``os.rename`` the directory to ``<prefix>-epoch%04d`` (atomic within one file system);
-4. write ``<prefix>-latest.json`` through a temporary file, fsync, ``os.replace`` (atomic);
-5. if ``is_best``: hard-link the files into a fresh hidden directory and atomically replace
-   the ``<prefix>-best`` symlink by one pointing to it (``os.replace`` of a symlink);
-6. only then remove older epoch directories and unreferenced best directories.
-
-A crash before step 4 leaves the old pointer, which still names an intact directory; the
-orphaned temporary or epoch directory is removed by the next ``save`` (temporary directories
-only when the process that wrote them is gone). Readers follow the pointer, so they never
-see a partial directory; when the pointer itself is missing or damaged,
-:meth:`CheckpointManager.load_latest` scans for the newest complete directory (a directory
-only gets its final name once complete). A full disk ends ``save`` with
-:class:`~gluon_tricks.errors.DiskFullError` and the previous checkpoint in place. Under data
-parallelism only rank 0 saves and reads (``runlog.resume_run`` broadcasts what it read).
+The save protocol (temporary directory, fsync, rename, pointer, best link, then pruning) and
+what a crash at each step leaves are described in docs/design.md ("Checkpoints"). A full disk
+ends ``save`` with :class:`~gluon_tricks.errors.DiskFullError` and the previous checkpoint in
+place. Under data parallelism only rank 0 saves and reads (``resume.resume_run`` broadcasts
+what it read).
 """
 import json
 import os

@@ -12,9 +12,8 @@ reads like the command line::
 
 The model and data sections of detection and segmentation live with their tasks
 (:data:`TASK_MODULES`). Readers look fields up by name across sections (:func:`flatten`).
-``--resume`` compares the saved file with this command's configuration
-(:func:`resume_changes`): the fields of :data:`RESUME_MAY_CHANGE` may differ, those of
-:data:`RESUME_APPLIED` are applied and logged, any other difference is refused.
+``--resume`` and ``--config FILE`` read a saved file back as the flags' defaults, and
+``--resume`` compares it with this command's configuration (:mod:`gluon_tricks.resume`).
 """
 import dataclasses
 import importlib
@@ -22,33 +21,13 @@ import json
 import os
 from typing import Optional, Tuple
 
-from .errors import ResumeConfigError
 
 __all__ = ['Section', 'ClassifierConfig', 'OptimConfig', 'TricksConfig', 'RunConfig',
            'TrainConfig', 'CLASSIFICATION_DEFAULTS', 'TASK_MODULES', 'task_sections',
-           'RESUME_MAY_CHANGE', 'RESUME_APPLIED', 'flatten', 'resume_changes', 'parse_config',
+           'flatten', 'parse_config',
            'DataConfig', 'check_positive', 'add_mode']
 
 from .data.options import DataConfig
-
-#: Fields that may differ between a run and its ``--resume``: where things are read and
-#: written, how often to log, evaluate and checkpoint, how many processes/devices compute the
-#: same global batch, and how the network is executed.
-RESUME_MAY_CHANGE = frozenset((
-    'script', 'resume', 'overwrite', 'save_dir', 'logging_file', 'log_interval',
-    'save_frequency', 'val_interval', 'checkpoint_interval', 'num_workers', 'progress',
-    'data_dir', 'rec_train', 'rec_train_idx', 'rec_val', 'rec_val_idx', 'save_predictions',
-    'verbose', 'tensorboard', 'kvstore', 'num_gpus', 'horovod', 'mode', 'teacher_params',
-    'backbone_params', 'test_batch_size', 'allow_pickled_states'))
-
-#: The learning-rate schedule and the optimizer's hyper-parameters: a ``--resume`` may change
-#: them; the schedule is rebuilt from this command's flags and continues at the checkpoint's
-#: update count, and the change is logged.
-RESUME_APPLIED = frozenset((
-    'lr', 'base_lr', 'base_batch_size', 'lr_mode', 'lr_decay', 'lr_decay_epoch',
-    'warmup_epochs', 'warmup_iters', 'warmup_lr', 'warmup_factor', 'target_lr', 'num_epochs',
-    'power', 'momentum', 'wd'))
-
 
 class Section(object):
     """``from_args``/``to_dict``/``from_dict`` of a dataclass whose fields are argparse dests."""
@@ -489,6 +468,18 @@ def parse_config(task, argv=None, script='', description=None):
     parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     TrainConfig.add_args(parser, task)
+    parser.add_argument('--config', default=None, metavar='FILE',
+                        help="start from a run's config.json: its settings become the "
+                             'defaults, flags given on top change them (--resume reads '
+                             'SAVE_DIR/config.json this way by itself)')
+    first, _ = parser.parse_known_args(argv)
+    source = first.config or (os.path.join(first.save_dir, 'config.json') if first.resume
+                              else None)
+    if first.config and not os.path.isfile(first.config):
+        parser.error('--config %s does not exist' % first.config)
+    if source and os.path.isfile(source):
+        from .resume import saved_defaults
+        parser.set_defaults(**saved_defaults(parser, source, task))
     args = parser.parse_args(argv)
     try:
         return TrainConfig.from_args(args, task, os.path.basename(script)).check()
@@ -503,31 +494,3 @@ def flatten(config):
     for name in ('data', 'model', 'optim', 'tricks', 'run', 'derived'):
         flat.update(config.get(name) or {})
     return flat
-
-
-def resume_changes(saved, current, where):
-    """Compare the ``config.json`` of a run (``saved``) with this command's (``current``).
-
-    Returns the differences of :data:`RESUME_APPLIED` fields as readable lines (to apply and
-    log); raises :class:`~gluon_tricks.errors.ResumeConfigError` listing every other
-    difference outside :data:`RESUME_MAY_CHANGE`. ``where`` names the saved file.
-    """
-    if saved is None or current is None:
-        return []
-    saved, current = flatten(saved), flatten(current)
-    refused, applied = [], []
-    for key in sorted(set(saved) | set(current)):
-        if key in RESUME_MAY_CHANGE or saved.get(key) == current.get(key):
-            continue
-        text = '--%s: %s in %s, %s now' % (key.replace('_', '-'), json.dumps(saved.get(key)),
-                                           where, json.dumps(current.get(key)))
-        (applied if key in RESUME_APPLIED else refused).append(text)
-    if refused:
-        raise ResumeConfigError(
-            '--resume would continue the run with other settings: %s. These define the model, '
-            'the data, the batches or the random choices the checkpoint was trained with and '
-            'cannot change in the middle of a run. Resume with the flags of the original run, '
-            'or start a new run (a fresh --save-dir, or --overwrite) to train with the new '
-            'ones. (The learning-rate schedule flags, --momentum and the weight decay may '
-            'change: they are applied.)' % '; '.join(refused))
-    return applied

@@ -17,7 +17,7 @@ import numpy as np
 from .errors import DiskFullError, Preempted, UserError
 from .fsutil import write_atomic
 
-__all__ = ['make_logger', 'append_jsonl', 'read_metrics', 'resume_run', 'prepare_save_dir',
+__all__ = ['make_logger', 'append_jsonl', 'read_metrics', 'prepare_save_dir',
            'TrainingRun', 'MetricsError', 'STOP_CHECK_BATCHES', 'write_config',
            'CONFIG_FILE']
 
@@ -142,36 +142,6 @@ def read_metrics(path):
     return records
 
 
-def _repair_metrics(path, epochs, log):
-    """Keep the lines of epochs 1..``epochs`` (the last line of each), in order; drop the
-    rest (epochs after the checkpoint, torn lines); rewrite atomically. Returns the
-    records kept."""
-    if not os.path.exists(path):
-        return []
-    by_epoch, dropped = {}, 0
-    with open(path) as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                epoch = int(rec['epoch'])
-            except (ValueError, TypeError, KeyError):
-                dropped += 1
-                continue
-            if 1 <= epoch <= epochs:
-                dropped += epoch in by_epoch
-                by_epoch[epoch] = rec
-            else:
-                dropped += 1
-    kept = [by_epoch[e] for e in sorted(by_epoch)]
-    if dropped:
-        write_atomic(path, ''.join(json.dumps(r, sort_keys=True) + '\n' for r in kept))
-        log('%s: dropped %d line(s) of epochs after the checkpoint (epoch %d), repeated or '
-            'torn; one line per epoch is kept' % (path, dropped, epochs))
-    return kept
-
-
 _RUN_FILES = ('metrics.jsonl', 'train.log', 'results.json', CONFIG_FILE)
 
 
@@ -274,120 +244,10 @@ class _SignalFlag(object):
         self._previous.clear()
 
 
-def resume_run(save_dir, net, trainer, devices, dist, config=None, best_key=None, hyper=None,
-               stateful=None, allow_pickle=False):
-    """``--resume``: restore the latest checkpoint of ``save_dir`` and return its state (epoch,
-    best metric ...) with ``state['batch']``, the batches done of the next epoch.
-
-    The checkpoint restores everything a step depends on: parameters, momentum and master
-    weights, the optimizer's update count (the schedule position) on every device id,
-    ``hyper`` (this command's ``lr_scheduler``, ``momentum``, ``wd``) and every ``stateful``
-    object (e.g. the loss scaler). The random streams are functions of the position
-    (:mod:`gluon_tricks.training`). Only rank 0 reads the save directory (it need not be on a
-    file system the other hosts see): it broadcasts the state and optimizer arrays, then the
-    parameters. On the way, rank 0:
-
-    * finds the latest checkpoint by scanning when ``checkpoint-latest.json`` is missing or
-      damaged, and rewrites the pointer;
-    * compares ``config`` (this command's ``config.json`` dict) with ``SAVE_DIR/config.json``
-      (:func:`gluon_tricks.config.resume_changes`): changes of the schedule and optimizer
-      flags are logged and applied, others refused;
-    * checks every file against its recorded sha256 (``CheckpointError`` naming it);
-    * cuts ``metrics.jsonl`` to one line per epoch up to the checkpoint;
-    * repairs ``checkpoint-best`` when the recorded metrics (``best_key``, higher is better)
-      name another epoch whose checkpoint still exists.
-    """
-    from .checkpoint import CheckpointManager, _read_json, restore_stateful
-    from .config import resume_changes
-    from .optstate import OptimizerStateError, apply_trainer_payload
-    manager = CheckpointManager(save_dir)
-    payload = None
-    if dist.is_master:
-        latest = manager.load_latest()
-        if latest is None:
-            raise FileNotFoundError(
-                '--resume: no checkpoint in %s (%s)' % (save_dir, (
-                    'it holds %s of a run that saved no checkpoint: start a new run there with '
-                    '--overwrite instead of --resume' % ', '.join(_previous_run(save_dir)))
-                    if _previous_run(save_dir) else 'drop --resume to start a new run there'))
-        if latest.recovered:
-            dist.log('%s; resuming from the newest complete checkpoint, %s (pointer rewritten)'
-                     % (latest.recovered, latest.directory))
-            manager.repair_pointer(latest)
-        path = os.path.join(save_dir, CONFIG_FILE)
-        saved = _read_json(path, 'run configuration') if os.path.exists(path) else None
-        applied = resume_changes(saved, config, path)
-        latest.verify()
-        latest.load_net(net, devices)
-        optimizer = latest.trainer_payload(allow_pickle)
-        if dist.is_distributed and 'arrays' in optimizer:
-            optimizer['arrays'] = {k: v.asnumpy() for k, v in optimizer['arrays'].items()}
-        payload = {'directory': latest.directory, 'epoch': latest.epoch,
-                   'batch': latest.batch, 'state': latest.state, 'applied': applied,
-                   'optimizer': optimizer}
-    payload = dist.broadcast_object(payload, name='gluon_tricks.resume')
-    try:
-        apply_trainer_payload(trainer, payload['optimizer'], hyper, payload['directory'])
-    except OptimizerStateError as err:
-        from .checkpoint import CheckpointError
-        raise CheckpointError(str(err))
-    state = dict(payload['state'])
-    restore_stateful(state, stateful)
-    if payload['applied']:
-        dist.log('--resume applies this command\'s %s; the learning-rate schedule is rebuilt '
-                 'from its flags and continues at update %d (lr %.6g)'
-                 % ('; '.join(payload['applied']), trainer.optimizer.num_update,
-                    trainer.learning_rate))
-    state.setdefault('epoch', payload['epoch'])
-    state['batch'] = payload['batch']
-    state['checkpoint_dir'] = payload['directory']
-    dist.broadcast_parameters(net.collect_params())
-    if dist.is_master:
-        records = _repair_metrics(os.path.join(save_dir, 'metrics.jsonl'), payload['epoch'],
-                                  dist.log)
-        if best_key:
-            _repair_best(manager, records, best_key, dist.log)
-    dist.log('resumed from %s at epoch %d%s' % (
-        payload['directory'], state['epoch'],
-        ', batch %d of epoch %d' % (payload['batch'], state['epoch'] + 1)
-        if payload['batch'] else ''))
-    return state
-
-
 def write_config(save_dir, config):
     """Write ``SAVE_DIR/config.json`` (atomically): the resolved configuration of the run."""
     write_atomic(os.path.join(save_dir, CONFIG_FILE),
                   json.dumps(config, indent=1, sort_keys=True) + '\n')
-
-
-def _repair_best(manager, records, key, log):
-    """Point ``checkpoint-best`` at the epoch the metrics say is best, if its checkpoint
-    exists (a kill between the pointer update and the best update leaves it stale)."""
-    from .checkpoint import CheckpointError
-    scored = [r for r in records if isinstance(r.get(key), (int, float))]
-    if not scored:
-        return
-    best = scored[0]
-    for r in scored[1:]:
-        if r[key] > best[key]:  # the first epoch reaching the maximum, as the loop decides
-            best = r
-    try:
-        current = manager.load_best()
-    except CheckpointError:
-        current = None
-    if current is not None and current.epoch == best['epoch']:
-        return
-    candidates = [c for c in manager.scan() if c.epoch == best['epoch'] and c.batch == 0]
-    if not candidates:
-        log('note: metrics.jsonl names epoch %d as the best (%s %.6g) but its checkpoint no '
-            'longer exists; %s stays at %s' % (best['epoch'], key, best[key], manager.best_path,
-                                               'epoch %d' % current.epoch if current else
-                                               'nothing'))
-        return
-    manager.mark_best(candidates[0])
-    log('repaired %s: it pointed at %s, the metrics name epoch %d (%s %.6g) as the best'
-        % (manager.best_path, 'epoch %d' % current.epoch if current else 'nothing',
-           best['epoch'], key, best[key]))
 
 
 class TrainingRun(object):

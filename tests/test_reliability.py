@@ -19,8 +19,9 @@ from mxnet import autograd, gluon
 
 import gluon_tricks.checkpoint
 from gluon_tricks import runlog
+from gluon_tricks.resume import resume_run
 from gluon_tricks.checkpoint import CheckpointError, CheckpointManager
-from gluon_tricks.config import resume_changes
+from gluon_tricks.resume import resume_changes
 from gluon_tricks.distributed import DistContext
 from gluon_tricks.errors import DiskFullError, ResumeConfigError, UserError
 from gluon_tricks.optim import make_trainer, optimizer_params
@@ -120,7 +121,7 @@ def _resume(save_dir, config=None, best_key='top1'):
     dist = DistContext()
     logs = []
     dist.log = logs.append
-    state = runlog.resume_run(str(save_dir), net, trainer, [mx.cpu()], dist, config, best_key)
+    state = resume_run(str(save_dir), net, trainer, [mx.cpu()], dist, config, best_key)
     return state, logs
 
 

@@ -40,8 +40,9 @@ from ..distributed import DistContext
 from ..errors import NonFiniteLossError
 from ..lr_scheduler import LRScheduler, resolve_lr
 from ..optim import apply_no_bias_decay, optimizer_params
+from ..resume import resume_run
 from ..runlog import (TrainingRun, _SignalFlag, append_jsonl, make_logger, prepare_save_dir,
-                      resume_run, write_config)
+                      write_config)
 from .task import Run
 
 __all__ = ['fit', 'seed_step', 'make_scheduler', 'Meter', 'STREAM_INIT', 'STREAM_MXNET',
@@ -186,7 +187,7 @@ class _Loop(object):
         self.training = TrainingRun(dist, self.ckpt, run.net, run.trainer, run.iters_per_epoch,
                                     self._checkpoint_state, cfg.run.checkpoint_interval,
                                     self.task.stateful())
-        config = cfg.to_dict(**run.derived)
+        self.config = config = cfg.to_dict(**run.derived)
         self.partial = None
         if cfg.run.resume:
             state = resume_run(cfg.run.save_dir, run.net, run.trainer, run.devices, dist,
@@ -232,11 +233,25 @@ class _Loop(object):
     def _checkpoint_state(self, epochs_done, batch):
         self._read_window()
         state = dict(self.task.checkpoint_info(), epoch=epochs_done, best=self.best,
-                     best_key=self.task.best_key, seed=self.cfg.run.seed, metrics=self.record)
+                     best_key=self.task.best_key, seed=self.cfg.run.seed, metrics=self.record,
+                     config=self.config)
         if batch:   # mid-epoch: the sums of the running epoch, for its metrics line
             state['partial'] = dict(self.totals, time=self.totals['time'] + time.time() -
                                     self.tic)
         return state
+
+    def _finished(self, metrics_path):
+        """``--resume`` of a run that already trained its ``--num-epochs``: nothing to train,
+        nothing rewritten; its results.json (or the last epoch's metrics) is returned."""
+        self.training.close()
+        path = os.path.join(self.cfg.run.save_dir, 'results.json')
+        self.log('the run in %s already finished its %d epochs: nothing to train (to train '
+                 'longer, resume with a larger --num-epochs)' % (self.cfg.run.save_dir,
+                                                                 self.cfg.optim.num_epochs))
+        if os.path.isfile(path):
+            with open(path) as f:
+                return json.load(f)
+        return self.task.results(self.run, self.record, self.best)
 
     # -- the loop ---------------------------------------------------------------------------
     def fit(self):
@@ -251,6 +266,8 @@ class _Loop(object):
         show_bar = dist.is_master and (cfg.run.progress == 'bar' or (
             cfg.run.progress == 'auto' and sys.stderr.isatty()))
         last_eval, ipe, epochs = None, run.iters_per_epoch, cfg.optim.num_epochs
+        if self.training.start_epoch >= epochs:     # --resume of a finished run
+            return self._finished(metrics_path)
         for epoch in range(self.training.start_epoch, epochs):
             self.epoch = epoch
             start = self.training.start_batch(epoch)
