@@ -7,7 +7,6 @@ The resumed job must end with the parameters of the job that never stopped: rank
 continued the learning-rate schedule from the checkpoint's update count (not from zero on its
 device id) and received the optimizer state from rank 0 (it could not read the file).
 """
-import json
 import os
 import subprocess
 import sys
