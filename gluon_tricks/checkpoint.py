@@ -425,15 +425,14 @@ class CheckpointManager(object):
             elif self._best_re.match(entry) and entry != best:
                 shutil.rmtree(os.path.join(self.save_dir, entry), ignore_errors=True)
         epochs.sort()
-        # keep the latest and the keep_last - 1 directories before it; directories of a
-        # higher epoch than the latest belong to an abandoned run (training restarted
-        # from an earlier epoch) and go as well
+        # keep the latest and the keep_last - 1 end-of-epoch directories before it; mid-epoch
+        # directories other than the latest are superseded by it; directories of a higher
+        # epoch than the latest belong to an abandoned run (training restarted from an
+        # earlier epoch) and go as well
         keys = [key for key, entry in epochs if entry == latest]
-        if keys:
-            older = [entry for key, entry in epochs if key < keys[0]]
-            keep = set(older[len(older) - (self.keep_last - 1):] if self.keep_last > 1 else [])
-        else:
-            keep = {entry for _, entry in epochs[-self.keep_last:]}
+        older = [entry for key, entry in epochs
+                 if (not keys or key < keys[0]) and key[1] == 0 and entry != latest]
+        keep = set(older[len(older) - (self.keep_last - 1):] if self.keep_last > 1 else [])
         keep.add(latest)
         for _, entry in epochs:
             if entry not in keep:

@@ -11,7 +11,8 @@ reads like the command line::
      "tricks": {...}, "run": {...}, "derived": {"lr": 0.4, "global_batch": 1024, ...}}
 
 The model and data sections of detection and segmentation live with their tasks
-(:data:`TASK_MODULES`). Readers look fields up by name across sections (:func:`flatten`).
+(:data:`TASK_MODULES`). Readers look fields up by name across sections
+(:func:`gluon_tricks.resume.flatten`).
 ``--resume`` and ``--config FILE`` read a saved file back as the flags' defaults, and
 ``--resume`` compares it with this command's configuration (:mod:`gluon_tricks.resume`).
 """
@@ -24,7 +25,7 @@ from typing import Optional, Tuple
 
 __all__ = ['Section', 'ClassifierConfig', 'OptimConfig', 'TricksConfig', 'RunConfig',
            'TrainConfig', 'CLASSIFICATION_DEFAULTS', 'TASK_MODULES', 'task_sections',
-           'flatten', 'parse_config',
+           'parse_config',
            'DataConfig', 'check_positive', 'add_mode']
 
 from .data.options import DataConfig
@@ -83,6 +84,9 @@ class ClassifierConfig(Section):
     init: str = 'paper'
     dtype: str = 'float32'
     loss_scale: Optional[str] = None
+    initial_checkpoint: Optional[str] = None
+    freeze_backbone: bool = False
+    backbone_lr_mult: float = 1.0
 
     @staticmethod
     def add_args(parser, defaults=None):
@@ -103,6 +107,16 @@ class ClassifierConfig(Section):
         g.add_argument('--loss-scale', default=None,
                        help="loss scaling: a number (static), 'dynamic', or 'none'; default "
                             "'dynamic' for float16, 'none' otherwise")
+        g.add_argument('--initial-checkpoint', default=None, metavar='PATH',
+                       help='fine-tune: start from these weights (a .params file of ours or '
+                            "GluonCV's, a checkpoint or run directory); a classifier of another "
+                            'size is re-initialised. Not a resume: optimizer and schedule start '
+                            'afresh')
+        g.add_argument('--freeze-backbone', action='store_true',
+                       help='with --initial-checkpoint: train the classifier only')
+        g.add_argument('--backbone-lr-mult', type=float, default=1.0,
+                       help='learning-rate multiplier of everything but the classifier (e.g. '
+                            '0.1 for transfer learning)')
         return g
 
     def check(self):
@@ -114,6 +128,14 @@ class ClassifierConfig(Section):
             raise ValueError('--last-gamma zero-initializes the last BatchNorm of residual '
                              'blocks; --model %s has none (use a resnet* model or drop '
                              '--last-gamma)' % self.model)
+        if self.initial_checkpoint and not os.path.exists(self.initial_checkpoint):
+            raise ValueError('--initial-checkpoint %s does not exist' % self.initial_checkpoint)
+        if (self.freeze_backbone or self.backbone_lr_mult != 1.0) and not \
+                self.initial_checkpoint:
+            raise ValueError('--freeze-backbone and --backbone-lr-mult fine-tune a trained '
+                             'network: give --initial-checkpoint')
+        if not self.backbone_lr_mult >= 0:
+            raise ValueError('--backbone-lr-mult must be >= 0, got %g' % self.backbone_lr_mult)
         if self.loss_scale is None:
             self.loss_scale = 'dynamic' if self.dtype == 'float16' else 'none'
         if self.loss_scale not in ('dynamic', 'none'):
@@ -298,6 +320,7 @@ class RunConfig(Section):
     allow_pickled_states: bool = False
     overwrite: bool = False
     save_frequency: int = 1
+    keep_checkpoints: int = 10
     checkpoint_interval: int = 0
     val_interval: int = 1
     log_interval: int = 50
@@ -327,6 +350,12 @@ class RunConfig(Section):
                             'to SAVE_DIR/replaced-<time>/ first')
         g.add_argument('--save-frequency', '--save-interval', dest='save_frequency', type=int,
                        default=1, help='write a checkpoint every N epochs (and after the last)')
+        g.add_argument('--keep-checkpoints', '--checkpoint-hist', dest='keep_checkpoints',
+                       type=int, default=10,
+                       help='end-of-epoch checkpoints kept in SAVE_DIR: the newest N (older '
+                            'ones are deleted as new ones are written; checkpoint-best is '
+                            'always kept). Keep several to average them '
+                            '(scripts/classification/average_checkpoints.py)')
         g.add_argument('--checkpoint-interval', type=int, default=0,
                        help='also checkpoint every N batches inside an epoch (resumable at '
                             'that batch); 0: at the end of epochs only. SIGTERM/SIGINT always '
@@ -361,6 +390,9 @@ class RunConfig(Section):
             if getattr(self, name) < 1:
                 raise ValueError('--%s must be a positive number of %s, got %d'
                                  % (name.replace('_', '-'), unit, getattr(self, name)))
+        if self.keep_checkpoints < 1:
+            raise ValueError('--keep-checkpoints must be at least 1 (the latest checkpoint is '
+                             'what --resume continues from), got %d' % self.keep_checkpoints)
         if self.checkpoint_interval < 0:
             raise ValueError('--checkpoint-interval must be >= 0 batches (0: only at the end '
                              'of epochs), got %d' % self.checkpoint_interval)
@@ -485,12 +517,3 @@ def parse_config(task, argv=None, script='', description=None):
         return TrainConfig.from_args(args, task, os.path.basename(script)).check()
     except ValueError as err:
         parser.error(str(err))
-
-
-def flatten(config):
-    """``{field: value}`` over every section of a ``config.json`` dict (``derived`` last, so
-    its resolved ``lr`` replaces the flag's)."""
-    flat = {k: v for k, v in config.items() if not isinstance(v, dict)}
-    for name in ('data', 'model', 'optim', 'tricks', 'run', 'derived'):
-        flat.update(config.get(name) or {})
-    return flat

@@ -11,14 +11,23 @@ import json
 import os
 
 from .checkpoint import CheckpointError, CheckpointManager, _read_json, restore_stateful
-from .config import flatten
 from .errors import ResumeConfigError
 from .fsutil import write_atomic
 from .optstate import OptimizerStateError, apply_trainer_payload
 from .runlog import CONFIG_FILE, _previous_run
 
-__all__ = ['RESUME_MAY_CHANGE', 'RESUME_APPLIED', 'saved_defaults', 'resume_changes',
+__all__ = ['RESUME_MAY_CHANGE', 'RESUME_APPLIED', 'flatten', 'saved_defaults', 'resume_changes',
            'resume_run']
+
+
+def flatten(config):
+    """``{field: value}`` over every section of a ``config.json`` dict (``derived`` last, so
+    its resolved ``lr`` replaces the flag's)."""
+    flat = {k: v for k, v in config.items() if not isinstance(v, dict)}
+    for name in ('data', 'model', 'optim', 'tricks', 'run', 'derived'):
+        flat.update(config.get(name) or {})
+    return flat
+
 
 #: Fields that may differ between a run and its ``--resume``: where things are read and
 #: written, how often to log, evaluate and checkpoint, how many processes/devices compute the
@@ -28,7 +37,7 @@ RESUME_MAY_CHANGE = frozenset((
     'save_frequency', 'val_interval', 'checkpoint_interval', 'num_workers', 'progress',
     'data_dir', 'rec_train', 'rec_train_idx', 'rec_val', 'rec_val_idx', 'save_predictions',
     'verbose', 'tensorboard', 'kvstore', 'num_gpus', 'horovod', 'mode', 'teacher_params',
-    'backbone_params', 'test_batch_size', 'allow_pickled_states'))
+    'backbone_params', 'test_batch_size', 'allow_pickled_states', 'keep_checkpoints'))
 
 #: The learning-rate schedule and the optimizer's hyper-parameters: a ``--resume`` may change
 #: them; the schedule is rebuilt from this command's flags and continues at the checkpoint's

@@ -59,6 +59,15 @@ class ClassificationTask(Task):
         size = run.cfg.data.input_size
         net(mx.nd.zeros((1, 3, size, size), ctx=run.devices[0],
                         dtype='float16' if m.dtype == 'float16' else 'float32'))
+        if m.initial_checkpoint:
+            from ..finetune import load_initial, set_backbone_training
+            load_initial(net, m.initial_checkpoint, run.devices, get_initializer(m.init),
+                         run.log)
+            if m.freeze_backbone or m.backbone_lr_mult != 1.0:
+                n = set_backbone_training(net, m.freeze_backbone, m.backbone_lr_mult)
+                run.log('%d backbone parameters %s' % (n, 'frozen: the classifier trains alone'
+                                                       if m.freeze_backbone else
+                                                       'at lr x %g' % m.backbone_lr_mult))
         return net
 
     def prepare(self, run):

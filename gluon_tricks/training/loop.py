@@ -183,7 +183,8 @@ class _Loop(object):
 
     def _resume(self):
         cfg, run, dist = self.cfg, self.run, self.dist
-        self.ckpt = CheckpointManager(cfg.run.save_dir) if dist.is_master else None
+        self.ckpt = CheckpointManager(cfg.run.save_dir, keep_last=cfg.run.keep_checkpoints) \
+            if dist.is_master else None
         self.training = TrainingRun(dist, self.ckpt, run.net, run.trainer, run.iters_per_epoch,
                                     self._checkpoint_state, cfg.run.checkpoint_interval,
                                     self.task.stateful())
