@@ -10,7 +10,8 @@ command's: the fields of :data:`RESUME_MAY_CHANGE` may differ, those of
 import json
 import os
 
-from .checkpoint import CheckpointError, CheckpointManager, _read_json, restore_stateful
+from .checkpoint import CheckpointManager
+from .checkpoint_files import CheckpointError, _read_json, restore_stateful
 from .errors import ResumeConfigError
 from .fsutil import write_atomic
 from .optstate import OptimizerStateError, apply_trainer_payload
@@ -152,7 +153,10 @@ def resume_run(save_dir, net, trainer, devices, dist, config=None, best_key=None
         optimizer = latest.trainer_payload(allow_pickle)
         if dist.is_distributed and 'arrays' in optimizer:
             optimizer['arrays'] = {k: v.asnumpy() for k, v in optimizer['arrays'].items()}
-        payload = {'directory': latest.directory, 'epoch': latest.epoch,
+        extra = latest.stateful_arrays()
+        if dist.is_distributed:
+            extra = {n: {k: v.asnumpy() for k, v in a.items()} for n, a in extra.items()}
+        payload = {'directory': latest.directory, 'epoch': latest.epoch, 'arrays': extra,
                    'batch': latest.batch, 'state': latest.state, 'applied': applied,
                    'optimizer': optimizer}
     payload = dist.broadcast_object(payload, name='gluon_tricks.resume')
@@ -161,7 +165,7 @@ def resume_run(save_dir, net, trainer, devices, dist, config=None, best_key=None
     except OptimizerStateError as err:
         raise CheckpointError(str(err))
     state = dict(payload['state'])
-    restore_stateful(state, stateful)
+    restore_stateful(state, stateful, payload['arrays'])
     if payload['applied']:
         dist.log('--resume applies this command\'s %s; the learning-rate schedule is rebuilt '
                  'from its flags and continues at update %d (lr %.6g)'

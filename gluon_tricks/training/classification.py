@@ -89,13 +89,23 @@ class ClassificationTask(Task):
                         t.hard_weight)
         self.step = TrainStep(run.net, run.trainer, run.devices, recipe, self.scaler, m.dtype,
                               teacher, teacher_size=t.teacher_input_size)
+        self.ema = None
+        if t.model_ema:
+            from ..ema import ModelEMA
+            self.ema = ModelEMA(run.net, t.model_ema_decay)
 
     def stateful(self):
-        return {'loss_scaler': self.scaler}
+        out = {'loss_scaler': self.scaler}
+        if self.ema is not None:
+            out['model_ema'] = self.ema
+        return out
 
     def train_step(self, run, batch, epoch, i, rng):
         self.step.rng = rng
-        return self.step(batch[0], batch[1], epoch, i), batch[0].shape[0]
+        sums = self.step(batch[0], batch[1], epoch, i)
+        if self.ema is not None:
+            self.ema.update()
+        return sums, batch[0].shape[0]
 
     def summarize(self, sums, samples):
         n = max(samples, 1)
@@ -113,7 +123,17 @@ class ClassificationTask(Task):
         val = evaluate(run.net, self.val_loader, run.devices, run.dist, self.dtype)
         run.log('epoch %d: val top-1 %.4f top-5 %.4f (%d images)'
                 % (epoch + 1, val['top1'], val['top5'], val['total']))
-        return {'top1': val['top1'], 'top5': val['top5'], 'val_samples': val['total']}
+        out = {'top1': val['top1'], 'top5': val['top5'], 'val_samples': val['total']}
+        if self.ema is not None:
+            self.ema.swap()
+            try:
+                ema = evaluate(run.net, self.val_loader, run.devices, run.dist, self.dtype)
+            finally:
+                self.ema.swap()
+            run.log('epoch %d: model EMA val top-1 %.4f top-5 %.4f'
+                    % (epoch + 1, ema['top1'], ema['top5']))
+            out.update(top1_ema=ema['top1'], top5_ema=ema['top5'])
+        return out
 
     def results(self, run, last_eval, best):
         run.log('finished: best val top-1 %.4f' % (best or 0.0))
