@@ -407,7 +407,11 @@ def _report_failure(exc, code):
         head = '[gluon_tricks] rank %d/%d failed: %s: %s' % (rank, size, type(exc).__name__, exc)
         if isinstance(exc, Preempted):
             head = '[gluon_tricks] rank %d/%d stopped: %s' % (rank, size, exc)
-        if _is_user_error(exc) and not os.environ.get('GLUON_TRICKS_TRACEBACK'):
+        if isinstance(exc, KeyboardInterrupt):   # Ctrl-C twice: the user's decision
+            head = ('[gluon_tricks] rank %d/%d interrupted (Ctrl-C): stopped at once; the last '
+                    'complete checkpoint is intact, continue with --resume' % (rank, size))
+        if (_is_user_error(exc) or isinstance(exc, KeyboardInterrupt)) and \
+                not os.environ.get('GLUON_TRICKS_TRACEBACK'):
             # a mistake in the flags or the data: the message says what to do
             text = head + '\n(set GLUON_TRICKS_TRACEBACK=1 to see the traceback)\n'
         else:

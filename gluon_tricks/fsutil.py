@@ -64,13 +64,27 @@ def fsync_file(path):
 
 
 def write_atomic(path, text):
-    """Write ``text`` to ``path`` via a temporary file, fsync and ``os.replace``."""
+    """Write ``text`` to ``path`` via a temporary file, fsync and ``os.replace``. On any
+    failure the temporary file is removed and ``path`` is as it was; a full device raises
+    :class:`~gluon_tricks.errors.DiskFullError` naming ``path``."""
     tmp = '%s.tmp-%d' % (path, os.getpid())
-    with open(tmp, 'w') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, 'w') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        if isinstance(err, OSError) and is_disk_full(err):
+            raise DiskFullError('no space left on the device holding %s: %s was not '
+                                'rewritten (it is unchanged). Free space there and run the '
+                                'command again.' % (os.path.abspath(os.path.dirname(path)
+                                                                    or '.'), path)) from None
+        raise
     fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 

@@ -131,8 +131,10 @@ class DecaySelection(object):
     def summary(self):
         """A short human-readable line, e.g. for the training log."""
         text = ('weight decay on %d parameter(s) (conv/dense weights), none on %d '
-                '(biases, norm gamma/beta), %d frozen'
-                % (len(self.decay), len(self.no_decay), len(self.frozen)))
+                '(biases, norm gamma/beta)%s'
+                % (len(self.decay), len(self.no_decay), '; %d not trained by the optimizer '
+                   '(BatchNorm running statistics ...)' % len(self.frozen) if self.frozen
+                   else ''))
         if self.unknown:
             text += ('; %d parameter(s) of unrecognised layers keep weight decay: %s'
                      % (len(self.unknown), ', '.join('%s (%s)' % (n, self.roles[n])

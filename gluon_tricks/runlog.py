@@ -62,12 +62,27 @@ def make_logger(name, save_dir, is_master, logging_file=None):
         os.makedirs(save_dir, exist_ok=True)
         fmt = logging.Formatter('%(asctime)s %(message)s', '%Y-%m-%d %H:%M:%S')
         for handler in (logging.StreamHandler(sys.stdout),
-                        logging.FileHandler(logging_file or os.path.join(save_dir, 'train.log'))):
+                        _LogFile(logging_file or os.path.join(save_dir, 'train.log'))):
             handler.setFormatter(fmt)
             logger.addHandler(handler)
     else:
         logger.addHandler(logging.NullHandler())
     return logger
+
+
+class _LogFile(logging.FileHandler):
+    """``train.log``: a write that fails (a full disk) is reported once, in one line, instead
+    of logging's ``--- Logging error ---`` traceback for every line; the lines still reach
+    stdout."""
+
+    _warned = False
+
+    def handleError(self, record):
+        if not self._warned:
+            self._warned = True
+            err = sys.exc_info()[1]
+            sys.stderr.write('[gluon_tricks] cannot write %s (%s): log lines go to stdout only '
+                             'until it can\n' % (self.baseFilename, err))
 
 
 def append_jsonl(path, record):
@@ -197,7 +212,9 @@ def prepare_save_dir(save_dir, resume=False, overwrite=False, is_master=True):
 class _SignalFlag(object):
     """SIGTERM/SIGINT handlers that only record the signal; the training loop stops at the
     next step boundary. A second SIGINT while a first one is pending raises
-    ``KeyboardInterrupt`` (Ctrl-C twice: stop now, without a checkpoint). Forked data
+    ``KeyboardInterrupt`` (Ctrl-C twice: stop now, without a checkpoint), except while a
+    checkpoint is being written (:meth:`writing`): then it takes effect once the checkpoint is
+    complete, so it never loses or damages the one being written. Forked data
     workers inherit the handler: they ignore SIGINT (Ctrl-C reaches the whole process group;
     the main process decides) but die on SIGTERM, which is how a worker pool is ended
     (``Pool.terminate``); a worker that ignored it would hang the pool's join forever. Once
@@ -207,6 +224,7 @@ class _SignalFlag(object):
 
     def __init__(self):
         self.signum = None
+        self._writing, self._interrupted = False, False
         pid = os.getpid()
         previous = {}
         ref = weakref.ref(self)
@@ -226,6 +244,9 @@ class _SignalFlag(object):
                 os.kill(os.getpid(), signum)
                 return None
             if signum == signal.SIGINT and flag.signum == signal.SIGINT:
+                if flag._writing:
+                    flag._interrupted = True
+                    return None
                 raise KeyboardInterrupt
             flag.signum = signum
 
@@ -235,6 +256,23 @@ class _SignalFlag(object):
                 previous[sig] = signal.signal(sig, handler)
         except ValueError:  # not the main thread: leave the handlers alone
             previous.clear()
+
+    def writing(self):
+        """A context in which a second Ctrl-C waits for the end of the block (a checkpoint
+        write), then raises ``KeyboardInterrupt``."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def block():
+            self._writing = True
+            try:
+                yield
+            finally:
+                self._writing = False
+            if self._interrupted:
+                self._interrupted = False
+                raise KeyboardInterrupt
+        return block()
 
     def uninstall(self):
         """Put the previous handlers back."""
@@ -315,8 +353,9 @@ class TrainingRun(object):
         if self.ckpt is None:
             return None
         state.setdefault('epoch', epochs_done)
-        path = self.ckpt.save(epochs_done, self.net, self.trainer, state, is_best=is_best,
-                              batch=batch, stateful=self.stateful)
+        with self.signals.writing():
+            path = self.ckpt.save(epochs_done, self.net, self.trainer, state, is_best=is_best,
+                                  batch=batch, stateful=self.stateful)
         self.last_saved = path
         self.dist.log('checkpoint: %s' % path)
         return path
