@@ -41,6 +41,7 @@ from ..errors import NonFiniteLossError
 from ..lr_scheduler import LRScheduler, resolve_lr
 from ..optim import apply_no_bias_decay, optimizer_params
 from ..resume import resume_run
+from ..runlock import RunLock, release_run_lock
 from ..runlog import (TrainingRun, _SignalFlag, append_jsonl, make_logger, prepare_save_dir,
                       write_config)
 from .task import Run
@@ -130,13 +131,18 @@ class Meter(object):
 def fit(task, cfg):
     """Train ``task`` with the configuration ``cfg`` (:class:`~gluon_tricks.config.TrainConfig`);
     returns the fields of ``results.json`` (also written to SAVE_DIR by rank 0)."""
-    return _Loop(task, cfg).fit()
+    try:
+        return _Loop(task, cfg).fit()
+    finally:   # also on failure: the save directory's lock (rank 0)
+        release_run_lock(cfg.run.save_dir)
 
 
 class _Loop(object):
     def __init__(self, task, cfg):
         self.task, self.cfg = task, cfg
         dist = DistContext(horovod=cfg.run.horovod)
+        # one run at a time in the save directory, before anything is written there
+        self.lock = RunLock(cfg.run.save_dir).acquire() if dist.is_master else None
         note = prepare_save_dir(cfg.run.save_dir, cfg.run.resume, cfg.run.overwrite,
                                 dist.is_master)
         dist.logger = make_logger('gluon_tricks', cfg.run.save_dir, dist.is_master,
@@ -202,7 +208,21 @@ class _Loop(object):
             self.training.resume_from(state)
         if dist.is_master:
             write_config(cfg.run.save_dir, config)
-        self.log('training %s: %s' % (self.task.name, json.dumps(config, sort_keys=True)))
+        o, d = cfg.optim, run.derived
+        tricks = [name for name, on in (('no bias decay', o.no_wd),
+                                        ('label smoothing', getattr(cfg.tricks, 'label_smoothing',
+                                                                    False)),
+                                        ('mixup', getattr(cfg.tricks, 'mixup', False)),
+                                        ('distillation', getattr(cfg.tricks, 'teacher', None)),
+                                        ('model EMA', getattr(cfg.tricks, 'model_ema', False)))
+                  if on]
+        self.log('training %s %s for %d epochs: global batch %d, lr %.4g (%s%s)%s; every '
+                 'setting is in %s' % (
+                     self.task.name, getattr(cfg.model, 'model', ''), o.num_epochs,
+                     d['global_batch'], d['lr'], o.lr_mode, ', warmup %g epochs'
+                     % o.warmup_epochs if o.warmup_epochs else '',
+                     ', ' + ', '.join(tricks) if tricks else '',
+                     os.path.join(cfg.run.save_dir, 'config.json')))
 
     # -- meters, the NaN policy and checkpoint states ---------------------------------------
     def _read_window(self):

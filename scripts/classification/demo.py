@@ -3,11 +3,16 @@
 Runs, as a user would, each command of the project in turn and prints it first:
 
 1. write the 1,797 real 8x8 digits of scikit-learn (shipped in its wheel) as a class-folder
-   data set, upscaled to 32x32 (``gluon_tricks.data.make_digits_dataset``);
-2. pack it into RecordIO (``prepare_imagenet.py``);
+   data set upscaled to 40x40, with train/, val/ (picks the best checkpoint) and a held-out
+   test/ split that neither training nor that choice sees (``make_digits_dataset``);
+2. pack train/ and val/ into RecordIO (``prepare_imagenet.py``);
 3. train a ResNet-18-D with the full bag of tricks: linear-scaled lr with warmup, cosine
    decay, zero gamma, no bias decay, label smoothing and mixup (``train_imagenet.py``);
-4. export the best checkpoint (``export.py``) and classify held-out images (``predict.py``).
+4. draw the training curves into a PNG (``plot_runs.py``);
+5. export the best checkpoint to ONNX and the MXNet format (``export.py``: the run
+   directory gives the model and its input settings);
+6. evaluate the ONNX model on the held-out test split (``evaluate.py``) and classify three
+   of its images (``predict.py``).
 
 Usage: ``python scripts/classification/demo.py [--out demo_out] [--num-epochs 12]``
 """
@@ -21,11 +26,19 @@ import time
 from gluon_tricks.data import make_digits_dataset
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPTS = os.path.dirname(HERE)
 
 
-def run(cmd):
-    print('\n$ ' + ' '.join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+def shown(path):
+    """``path`` relative to the working directory when it lies inside it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith('..') else rel
+
+
+def run(cmd, quiet=False):
+    print('\n$ ' + ' '.join(shown(c) if os.path.isabs(c) else c for c in cmd), flush=True)
+    out = subprocess.run(cmd, check=True, capture_output=quiet, text=True)
+    return out.stdout if quiet else None
 
 
 def main(argv=None):
@@ -44,10 +57,12 @@ def main(argv=None):
     out = os.path.abspath(args.out)
     data_dir, rec_dir = os.path.join(out, 'digits'), os.path.join(out, 'rec')
     run_dir, export_prefix = os.path.join(out, 'run'), os.path.join(out, 'exported', args.model)
+    curves = os.path.join(out, 'curves.png')
 
-    info = make_digits_dataset(data_dir, image_size=args.image_size, overwrite=True)
-    print('digits: %d training and %d validation images in %s'
-          % (info.num_train, info.num_val, data_dir))
+    info = make_digits_dataset(data_dir, image_size=args.image_size, overwrite=True,
+                               test_fraction=0.1)
+    print('digits: %d training, %d validation and %d held-out test images in %s'
+          % (info.num_train, info.num_val, info.num_test, data_dir))
     py = sys.executable
     run([py, os.path.join(HERE, 'prepare_imagenet.py'), '--data-dir', data_dir,
          '--out-dir', rec_dir, '--resize', '0', '--encoding', '.png', '--quality', '3',
@@ -57,30 +72,53 @@ def main(argv=None):
         shutil.rmtree(run_dir)
     run([py, os.path.join(HERE, 'train_imagenet.py'), '--model', args.model,
          '--use-rec', '--data-dir', rec_dir, '--input-size', str(args.input_size),
-         '--crop-ratio', str(args.input_size / args.image_size), '--random-area-min', '0.5', '--no-mirror',
-         '--batch-size', str(args.batch_size), '--num-epochs', str(args.num_epochs),
+         '--crop-ratio', str(args.input_size / args.image_size), '--random-area-min', '0.5',
+         '--no-mirror', '--batch-size', str(args.batch_size),
+         '--num-epochs', str(args.num_epochs),
          # lr by linear scaling from --base-lr (the paper's 0.1 per 256 is slow for 12 epochs
          # of a tiny data set; 0.4 per 256 keeps the rule and converges in minutes)
          '--base-lr', '0.4', '--warmup-epochs', '2', '--lr-mode', 'cosine',
          '--last-gamma', '--no-wd', '--label-smoothing', '--mixup', '--mixup-off-epoch', '2',
-         '-j', str(args.num_workers), '--log-interval', '10', '--save-dir', run_dir])
-    run([py, os.path.join(HERE, 'export.py'), '--model', args.model,
-         '--params', os.path.join(run_dir, 'checkpoint-best', 'net.params'),
-         '--out', export_prefix, '--input-size', str(args.input_size),
-         '--crop-ratio', str(args.input_size / args.image_size),
-         '--class-names', os.path.join(rec_dir, 'classes.txt')])
-    held_out = [sorted(glob.glob(os.path.join(info.val_dir, c, '*.png')))[0]
+         '-j', str(args.num_workers), '--log-interval', '10', '--progress', 'log',
+         '--save-dir', run_dir])
+    run([py, os.path.join(SCRIPTS, 'plot_runs.py'), run_dir, '-o', curves])
+    run([py, os.path.join(HERE, 'export.py'), '--params', run_dir, '--format', 'both',
+         '--out', export_prefix, '--class-names', os.path.join(rec_dir, 'classes.txt')])
+    report = os.path.join(out, 'test-eval.json')
+    run([py, os.path.join(HERE, 'evaluate.py'), export_prefix + '.onnx', '--data-dir',
+         info.test_dir, '-j', '0', '--json', report])
+    held_out = [sorted(glob.glob(os.path.join(info.test_dir, c, '*.png')))[0]
                 for c in ('3', '5', '8')]
-    run([py, os.path.join(HERE, 'predict.py'), '--prefix', export_prefix] + held_out)
+    run([py, os.path.join(HERE, 'predict.py'), '--model-file', export_prefix + '.onnx']
+        + held_out)
 
+    import json
     from gluon_tricks.runlog import read_metrics
     metrics = read_metrics(os.path.join(run_dir, 'metrics.jsonl'))
     best = max(metrics, key=lambda m: m['top1'])
-    print('\ndemo finished in %.0f s: best validation top-1 %.4f (epoch %d of %d), '
-          'top-5 %.4f on %d held-out digits'
-          % (time.time() - tic, best['top1'], best['epoch'], len(metrics), best['top5'],
-             best['val_samples']))
-    return best
+    with open(report) as f:
+        test = json.load(f)
+    print('\ndemo finished in %.0f s.' % (time.time() - tic))
+    print('  best validation top-1 %.4f (epoch %d of %d; the split that picked the checkpoint)'
+          % (best['top1'], best['epoch'], len(metrics)))
+    print('  held-out test top-1 %.4f, top-5 %.4f on %d images training never saw'
+          % (test['top1'], test['top5'], test['total']))
+    print('\nresults in %s/:' % shown(out))
+    for path, what in ((run_dir, 'the run: train.log, metrics.jsonl, config.json, '
+                                 'checkpoints'),
+                       (curves, 'training curves'),
+                       (export_prefix + '.onnx', 'ONNX model (onnxruntime)'),
+                       (export_prefix + '-symbol.json', 'MXNet export')):
+        print('  %s\n      %s' % (shown(path), what))
+    r, e = shown(run_dir), shown(export_prefix)
+    print('\nnext:')
+    print('  python scripts/classification/evaluate.py %s --rec-val %s' % (
+        r, shown(os.path.join(rec_dir, 'val.rec'))))
+    print('  python scripts/classification/train_imagenet.py --save-dir %s --resume '
+          '--num-epochs %d' % (r, args.num_epochs + 4))
+    print('  python scripts/classification/predict.py --model-file %s.onnx IMAGE...' % e)
+    print('  python scripts/classification/export.py --params %s --format onnx --out OUT' % r)
+    return dict(best, test_top1=test['top1'])
 
 
 if __name__ == '__main__':
