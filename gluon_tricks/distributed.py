@@ -71,6 +71,7 @@ import traceback
 import numpy as np
 import mxnet as mx
 
+from .errors import ConfigError
 from .optim import make_trainer
 
 __all__ = ['DistContext', 'run_main', 'current_rank']
@@ -181,14 +182,15 @@ class DistContext(object):
             if visible == 1:
                 return [_gpu(0)]
             if self.local_rank >= visible or visible < self.local_size:
-                raise ValueError(
+                raise ConfigError(
                     'rank %d (local rank %d of %d on this host) sees %d GPU(s): give each rank '
                     'either all the GPUs of its host (one rank per GPU, horovodrun -H '
                     'host:<gpus>) or exactly one (CUDA_VISIBLE_DEVICES per rank)'
                     % (self.rank, self.local_rank, self.local_size, visible))
             return [_gpu(self.local_rank)]
         if num_gpus > visible:
-            raise ValueError('asked for %d GPU(s) but %d are visible' % (num_gpus, visible))
+            raise ConfigError('--num-gpus %d: %d GPU(s) are visible to this process (check '
+                              'CUDA_VISIBLE_DEVICES and nvidia-smi)' % (num_gpus, visible))
         return [_gpu(i) for i in range(num_gpus)]
 
     def local_batch_size(self, per_device_batch, num_devices):

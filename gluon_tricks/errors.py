@@ -6,7 +6,7 @@ error and keeps its traceback.
 """
 
 __all__ = ['UserError', 'DiskFullError', 'Preempted', 'ResumeConfigError',
-           'NonFiniteLossError', 'DamagedFileError', 'mxnet_error_line']
+           'NonFiniteLossError', 'DamagedFileError', 'ConfigError', 'mxnet_error_line']
 
 
 class UserError(Exception):
@@ -36,6 +36,11 @@ class ResumeConfigError(UserError, ValueError):
 class NonFiniteLossError(UserError, ArithmeticError):
     """The training loss became NaN or infinite (the message names the epoch, the batch and
     the last good checkpoint)."""
+
+
+class ConfigError(UserError, ValueError):
+    """A flag or file that cannot work, found once the run has started (devices that are not
+    there, a schedule that does not fit the data, a model file of another network ...)."""
 
 
 class DamagedFileError(UserError, ValueError):

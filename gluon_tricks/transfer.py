@@ -36,6 +36,7 @@ import re
 import numpy as np
 import mxnet as mx
 
+from .errors import UserError
 from .model_zoo import get_model, get_model_list
 from .model_zoo.io import describe_mismatch, load_params
 
@@ -56,7 +57,7 @@ _VARIANTS = {(None, False): 'v1b', (32, False): 'v1c', (32, True): 'v1d', (64, T
 _STAGES = ('conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3', 'layer4')
 
 
-class BackboneMismatchError(ValueError):
+class BackboneMismatchError(UserError, ValueError):
     """A backbone checkpoint that does not fit the requested model."""
 
 

@@ -4,7 +4,7 @@ import os
 
 import mxnet as mx
 
-from ..errors import DamagedFileError, mxnet_error_line
+from ..errors import ConfigError, DamagedFileError, mxnet_error_line
 from ..fsutil import sha256
 from ._registry import get_model
 
@@ -34,7 +34,7 @@ def classes_in_params(filename):
     try:
         arrays = mx.nd.load(filename)
     except mx.base.MXNetError as err:
-        raise ValueError('%s is not a readable MXNet .params file (%s)'
+        raise ConfigError('%s is not a readable MXNet .params file (%s)'
                          % (filename, mxnet_error_line(err)))
     for key in _CLASSIFIER_KEYS:
         if isinstance(arrays, dict) and key in arrays:
@@ -127,13 +127,13 @@ def load_model(name, params_file, ctx=None, classes=None, **kwargs):
     if classes is None:
         classes = found if found is not None else 1000
     elif found is not None and found != classes:
-        raise ValueError('%s holds a %d-class classifier but %d classes were asked for; '
+        raise ConfigError('%s holds a %d-class classifier but %d classes were asked for; '
                          'drop --classes or pass the matching file' % (params_file, found, classes))
     net = get_model(name, classes=classes, **kwargs)
     try:
         load_params(net, params_file, ctx=ctx or mx.cpu())
     except AssertionError as err:  # Gluon's own message for missing/extra keys
-        raise ValueError('%s does not fit model %s: %s' % (params_file, name, str(err)[:500]))
+        raise ConfigError('%s does not fit model %s: %s' % (params_file, name, str(err)[:500]))
     return net
 
 

@@ -37,7 +37,7 @@ import numpy as np
 from ..checkpoint import CheckpointManager
 from ..data import derive_seed
 from ..distributed import DistContext
-from ..errors import NonFiniteLossError
+from ..errors import ConfigError, NonFiniteLossError
 from ..lr_scheduler import LRScheduler, resolve_lr
 from ..optim import apply_no_bias_decay, optimizer_params
 from ..resume import resume_run
@@ -80,7 +80,7 @@ def make_scheduler(optim, lr, iters_per_epoch, log):
                            step_epochs=steps, step_factor=optim.lr_decay, power=optim.power,
                            target_lr=optim.target_lr)
     except ValueError as err:
-        raise ValueError('%s (%d iterations per epoch; check --warmup-epochs/--warmup-iters, '
+        raise ConfigError('%s (%d iterations per epoch; check --warmup-epochs/--warmup-iters, '
                          '--warmup-lr and --lr-decay-epoch)' % (err, iters_per_epoch))
 
 
