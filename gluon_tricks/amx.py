@@ -17,13 +17,16 @@ Two things are needed, and both must happen before oneDNN creates its first prim
 
 :func:`enable_amx` does both, forces oneDNN to read the variable (one tiny convolution), and
 removes the variable again, so that a child process started with ``exec`` (which does not have
-the permission) never sees it. It does nothing where the CPU has no ``amx_bf16``/``amx_int8``,
+the permission) never sees it. It does nothing where the CPU has no ``amx_bf16``/``amx_int8``
+(:func:`gluon_tricks.cpu.cpu_flags`, so also under ``GLUON_TRICKS_CPU_FLAGS`` without them),
 where the kernel refuses, where ``GLUON_TRICKS_AMX=0``, or where the user set
 ``DNNL_MAX_CPU_ISA``/``ONEDNN_MAX_CPU_ISA`` (then only the permission is requested, so that
 the user's choice cannot crash). This module imports MXNet only inside :func:`enable_amx`.
 """
 import ctypes
 import os
+
+from .cpu import cpu_flags, flags_origin
 
 __all__ = ['enable_amx', 'request_amx_permission', 'amx_flags']
 
@@ -35,18 +38,10 @@ _STATE = {}
 
 
 def amx_flags(flags=None):
-    """The AMX flags of this CPU (``amx_bf16``, ``amx_int8``) from ``/proc/cpuinfo``."""
-    if flags is None:
-        flags = set()
-        try:
-            with open('/proc/cpuinfo') as f:
-                for line in f:
-                    if line.startswith('flags'):
-                        flags = set(line.split(':', 1)[1].split())
-                        break
-        except OSError:
-            pass
-    return [f for f in ('amx_bf16', 'amx_int8') if f in set(flags)]
+    """The AMX flags (``amx_bf16``, ``amx_int8``) among ``flags``, default the CPU's
+    (:func:`gluon_tricks.cpu.cpu_flags`: ``/proc/cpuinfo`` or ``GLUON_TRICKS_CPU_FLAGS``)."""
+    flags = cpu_flags() if flags is None else frozenset(flags)
+    return [f for f in ('amx_bf16', 'amx_int8') if f in flags]
 
 
 def request_amx_permission():
@@ -78,7 +73,8 @@ def enable_amx():
     if os.environ.get('GLUON_TRICKS_AMX', '1').strip() in ('0', 'false', 'False', 'no'):
         result = (False, 'AMX off: GLUON_TRICKS_AMX=0')
     elif not flags:
-        result = (False, 'no AMX: this CPU has neither amx_bf16 nor amx_int8')
+        result = (False, 'no AMX: this CPU has neither amx_bf16 nor amx_int8 (in %s)'
+                  % flags_origin())
     else:
         ok, why = request_amx_permission()
         user = [v for v in _ISA_VARS if os.environ.get(v)]

@@ -24,13 +24,22 @@ import numpy as np
 import mxnet as mx
 from mxnet import autograd
 
+from .cpu import AVX512_CORE_FLAGS, BF16_CPU_FLAGS, bfloat16_cpu_support, cpu_flags  # noqa: F401
+from .errors import UserError
+
 __all__ = ['DTYPES', 'init_amp', 'bfloat16_supported', 'bfloat16_cpu_support', 'cpu_flags',
-           'cast_network', 'data_dtype', 'needs_multi_precision', 'all_finite', 'LossScaler']
+           'cast_network', 'data_dtype', 'needs_multi_precision', 'all_finite', 'LossScaler',
+           'PrecisionUnsupportedError']
 
 DTYPES = ('float32', 'float16', 'bfloat16')
 
 _AMP_DTYPE = None          # dtype passed to amp.init by init_amp, or None
 _BF16_PROBE = None         # cached (supported, reason)
+
+
+class PrecisionUnsupportedError(UserError, RuntimeError):
+    """This machine cannot run the precision asked for (no bfloat16 kernels, oneDNN off);
+    the message says why and what to use instead."""
 
 
 def _check_dtype(dtype):
@@ -47,7 +56,9 @@ def bfloat16_supported(refresh=False):
     """Whether this machine's MXNet can train Convolution/FullyConnected in bfloat16.
 
     Runs one tiny bfloat16 convolution (forward and backward) and one inner product, without
-    ``amp.init`` (so nothing global changes). The result is cached.
+    ``amp.init`` (so nothing global changes). The result is cached. This asks oneDNN itself,
+    not the CPU flags: ``GLUON_TRICKS_CPU_FLAGS`` does not change it, ``DNNL_MAX_CPU_ISA``
+    (set before the process starts) does.
 
     Returns
     -------
@@ -88,70 +99,6 @@ def bfloat16_supported(refresh=False):
     return _BF16_PROBE
 
 
-#: CPU flags (as in /proc/cpuinfo) of native bfloat16 instructions; either one suffices.
-BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')
-#: The flags of oneDNN's ``avx512_core`` ISA, the least its bfloat16 kernels need (emulated).
-AVX512_CORE_FLAGS = ('avx512f', 'avx512bw', 'avx512vl', 'avx512dq')
-_CPU_FLAGS = None
-
-
-def cpu_flags(refresh=False):
-    """The CPU feature flags of this machine, as Linux reports them in ``/proc/cpuinfo``.
-
-    The flags common to all processors (a frozenset of names such as ``'avx2'``,
-    ``'avx512_bf16'``), cached; an empty set where ``/proc/cpuinfo`` cannot be read or has no
-    ``flags`` lines (non-Linux, non-x86).
-    """
-    global _CPU_FLAGS
-    if _CPU_FLAGS is not None and not refresh:
-        return _CPU_FLAGS
-    common = None
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('flags'):
-                    flags = set(line.split(':', 1)[1].split())
-                    common = flags if common is None else common & flags
-    except OSError:
-        pass
-    _CPU_FLAGS = frozenset(common or ())
-    return _CPU_FLAGS
-
-
-def bfloat16_cpu_support(flags=None):
-    """Whether the CPU has native bfloat16 instructions: ``avx512_bf16`` or ``amx_bf16``.
-
-    This is the condition under which bfloat16 training is worth running (and tested): with
-    either flag oneDNN runs convolution and inner product with bfloat16 instructions
-    (:func:`bfloat16_supported` then passes); an AVX-512 CPU without them only emulates
-    bfloat16, and a CPU without AVX-512 has no bfloat16 kernels at all in MXNet 1.9.1.
-
-    Parameters
-    ----------
-    flags : iterable of str, optional
-        CPU flags to judge; default :func:`cpu_flags`.
-
-    Returns
-    -------
-    (bool, str)
-        ``(True, 'avx512_bf16')`` (the flag(s) found) or ``(False, reason)``, the reason
-        naming the missing flag(s), e.g. ``'this CPU has neither avx512_bf16 nor amx_bf16 in
-        /proc/cpuinfo (nor avx512f, avx512bw, avx512vl, avx512dq: no AVX-512)'``.
-    """
-    flags = cpu_flags() if flags is None else frozenset(flags)
-    if not flags:
-        return False, ('no CPU flags readable from /proc/cpuinfo, so neither avx512_bf16 nor '
-                       'amx_bf16 can be confirmed')
-    found = [f for f in BF16_CPU_FLAGS if f in flags]
-    if found:
-        return True, ', '.join(found)
-    missing_core = [f for f in AVX512_CORE_FLAGS if f not in flags]
-    return False, ('this CPU has neither %s nor %s in /proc/cpuinfo%s'
-                   % (BF16_CPU_FLAGS[0], BF16_CPU_FLAGS[1],
-                      ' (nor %s: no AVX-512)' % ', '.join(missing_core) if missing_core else
-                      ' (it has AVX-512, on which oneDNN only emulates bfloat16)'))
-
-
 def init_amp(dtype, check=True):
     """Set up automatic mixed precision for ``dtype``; call it before building the network.
 
@@ -164,8 +111,8 @@ def init_amp(dtype, check=True):
     dtype : {'float32', 'float16', 'bfloat16'}
     check : bool
         For bfloat16, first probe that this CPU/GPU can run bfloat16 convolutions
-        (:func:`bfloat16_supported`) and raise ``RuntimeError`` with the reason if not,
-        before anything global is changed.
+        (:func:`bfloat16_supported`) and raise :class:`PrecisionUnsupportedError` (a
+        ``RuntimeError``) with the reason if not, before anything global is changed.
 
     Returns
     -------
@@ -192,7 +139,7 @@ def init_amp(dtype, check=True):
                          'MXNet has bfloat16 kernels only in oneDNN' % flag_reason)
             else:
                 cause = 'This CPU has %s, yet the bfloat16 kernels failed' % flag_reason
-            raise RuntimeError(
+            raise PrecisionUnsupportedError(
                 "dtype='bfloat16' cannot train on this machine: %s. %s. MXNet 1.9.1's oneDNN "
                 "has bfloat16 convolution/inner-product kernels only for AVX-512 CPUs "
                 "(avx512f/bw/vl/dq; native with avx512_bf16 or amx_bf16). Use "
@@ -322,6 +269,7 @@ class LossScaler(object):
     ``RuntimeError``. Under data parallelism every worker checks the same all-reduced
     gradients and so takes the same decision. With ``grad_req='add'`` the caller must zero
     the gradients after a skipped step as after an applied one.
+
 
     Attributes
     ----------

@@ -40,6 +40,10 @@ import tempfile
 
 import mxnet as mx
 
+from . import precision as _prec
+from .cpu import cpu_flags, flags_origin
+from .precision import PrecisionUnsupportedError
+
 __all__ = ['PRECISIONS', 'CALIB_MODES', 'export_precision', 'calibration_loader',
            'bfloat16_symbol', 'int8_cpu_support', 'check_precision_support',
            'load_checkpoint_files', 'save_checkpoint_files', 'calibration_batches']
@@ -55,50 +59,63 @@ _LOG = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- CPU support
-def _cpu_flags():
-    from .precision import cpu_flags
-    return cpu_flags()
-
-
 def int8_cpu_support(flags=None):
     """``(fast, reason)``: whether this CPU has INT8 dot-product instructions (VNNI or AMX).
 
     Without them oneDNN still runs INT8 (AVX2 / AVX-512 ``vpmaddubsw`` sequences), slower, and
     the speed-up over float32 is small or none.
     """
-    flags = _cpu_flags() if flags is None else frozenset(flags)
+    where = flags_origin() if flags is None else 'the flags given'
+    flags = cpu_flags() if flags is None else frozenset(flags)
     found = [f for f in INT8_FAST_FLAGS if f in flags]
     if found:
         return True, ', '.join(found)
-    return False, ('this CPU has none of %s in /proc/cpuinfo: oneDNN runs INT8 without '
+    return False, ('this CPU has none of %s in %s: oneDNN runs INT8 without '
                    'dot-product instructions (%s), so INT8 is only a little faster than '
                    'float32, if at all; the speed-ups of docs/performance.md need avx512_vnni '
-                   'or amx_int8' % (', '.join(INT8_FAST_FLAGS),
+                   'or amx_int8' % (', '.join(INT8_FAST_FLAGS), where,
                                     'AVX-512' if 'avx512bw' in flags else 'AVX2'
                                     if 'avx2' in flags else 'SSE4.1'))
 
 
+def _check_precision_name(precision):
+    if precision not in PRECISIONS:
+        raise ValueError('precision must be one of %s, got %r' % (', '.join(PRECISIONS),
+                                                                  precision))
+
+
+def _require_onednn(precision):
+    """Refuse a precision other than float32 where oneDNN is missing or switched off."""
+    if precision == 'float32':
+        return
+    if not mx.runtime.Features().is_enabled('MKLDNN'):
+        raise PrecisionUnsupportedError('precision %r needs MXNet built with oneDNN (MKLDNN); '
+                                        'this build has none (mx.runtime.Features())'
+                                        % precision)
+    if os.environ.get('MXNET_MKLDNN_ENABLED', '1').strip() in ('0', 'false', 'False'):
+        raise PrecisionUnsupportedError('precision %r runs on oneDNN, which '
+                                        'MXNET_MKLDNN_ENABLED=0 switches off: unset it'
+                                        % precision)
+
+
 def check_precision_support(precision, log=None):
-    """Refuse (``RuntimeError``) a precision this MXNet/CPU cannot run, warn (through ``log``,
-    default this module's logger) where it runs slowly. Returns the warning or ``None``."""
+    """Refuse (:class:`~gluon_tricks.precision.PrecisionUnsupportedError`, a
+    ``RuntimeError``) a precision this MXNet/CPU cannot run, warn (through ``log``, default
+    this module's logger) where it runs slowly. Returns the warning or ``None``. An unknown
+    ``precision`` is a ``ValueError`` (checked first)."""
+    _check_precision_name(precision)
     log = log or _LOG.warning
     if precision == 'float32':
         return None
-    if not mx.runtime.Features().is_enabled('MKLDNN'):
-        raise RuntimeError('precision %r needs MXNet built with oneDNN (MKLDNN); this build '
-                           'has none (mx.runtime.Features())' % precision)
-    if os.environ.get('MXNET_MKLDNN_ENABLED', '1').strip() in ('0', 'false', 'False'):
-        raise RuntimeError('precision %r needs oneDNN, switched off by MXNET_MKLDNN_ENABLED=0'
-                           % precision)
+    _require_onednn(precision)
     if precision == 'bfloat16':
-        from .precision import bfloat16_cpu_support, bfloat16_supported
-        native, why = bfloat16_cpu_support()
-        ok, probe = bfloat16_supported()
+        native, why = _prec.bfloat16_cpu_support()
+        ok, probe = _prec.bfloat16_supported()
         if not ok:
-            raise RuntimeError('bfloat16 inference cannot run on this machine: %s. %s. MXNet '
-                               "1.9.1 has bfloat16 kernels only in oneDNN on AVX-512 CPUs "
-                               '(native with avx512_bf16 or amx_bf16); export float32 or '
-                               'int8 here' % (probe, why[0].upper() + why[1:]))
+            raise PrecisionUnsupportedError(
+                'bfloat16 inference cannot run on this machine: %s. %s. MXNet 1.9.1 has '
+                'bfloat16 kernels only in oneDNN on AVX-512 CPUs (native with avx512_bf16 or '
+                'amx_bf16); export float32 or int8 here' % (probe, why[0].upper() + why[1:]))
         if not native:
             msg = ('bfloat16 export: %s, so bfloat16 is emulated and slower than float32; '
                    'it needs avx512_bf16 or amx_bf16 to be fast' % why)
@@ -114,18 +131,24 @@ def check_precision_support(precision, log=None):
 
 
 # --------------------------------------------------------------------------- files
-def load_checkpoint_files(prefix):
-    """``(symbol, arg_params, aux_params, meta)`` of an export written by
-    :func:`gluon_tricks.export.export_model` (or by :func:`export_precision`)."""
+def _check_export_files(prefix):
+    """``prefix``'s metadata (``{}`` without ``-meta.json``) once its symbol and parameter
+    files are known to exist (``FileNotFoundError`` naming the missing one otherwise)."""
     for path in (prefix + '-symbol.json', prefix + '-0000.params'):
         if not os.path.isfile(path):
             raise FileNotFoundError('%s is missing: export the model first with '
                                     'scripts/classification/export.py' % path)
+    if not os.path.isfile(prefix + '-meta.json'):
+        return {}
+    with open(prefix + '-meta.json') as f:
+        return json.load(f)
+
+
+def load_checkpoint_files(prefix):
+    """``(symbol, arg_params, aux_params, meta)`` of an export written by
+    :func:`gluon_tricks.export.export_model` (or by :func:`export_precision`)."""
+    meta = _check_export_files(prefix)
     sym, args, auxs = mx.model.load_checkpoint(prefix, 0)
-    meta = {}
-    if os.path.isfile(prefix + '-meta.json'):
-        with open(prefix + '-meta.json') as f:
-            meta = json.load(f)
     return sym, args, auxs, meta
 
 
@@ -227,15 +250,21 @@ def calibration_loader(path, meta=None, batch_size=16, num_workers=2, seed=0):
     paper's defaults where missing). Calibration images should come from the training set.
     """
     from .data import AugmentConfig, FolderLoader, RecordLoader
+    _check_calibration_path(path)
     aug = AugmentConfig.from_meta(meta or {})
     common = dict(batch_size=batch_size, train=False, aug=aug, seed=seed,
                   num_workers=num_workers, last_batch='discard')
     if os.path.isdir(path):
         return FolderLoader(path, **common)
-    if path.endswith('.rec') and os.path.isfile(path):
-        return RecordLoader(path, progress=False, **common)
+    return RecordLoader(path, progress=False, **common)
+
+
+def _check_calibration_path(path):
+    if os.path.isdir(path) or (path.endswith('.rec') and os.path.isfile(path)):
+        return
     raise FileNotFoundError('calibration data %r is neither a .rec file nor a class-folder '
-                            'directory' % path)
+                            'directory: give the .rec (its .idx beside it) or the folder of '
+                            'training images' % path)
 
 
 # --------------------------------------------------------------------------- bfloat16 graph
@@ -256,16 +285,25 @@ def bfloat16_symbol(sym, arg_params, aux_params):
 
 
 # --------------------------------------------------------------------------- export
+def _source_prefix(net_or_prefix):
+    """The export prefix of a str source (``FileNotFoundError`` if its files are missing,
+    ``ValueError`` if it is not a float32 export), ``None`` for a network."""
+    if not isinstance(net_or_prefix, str):
+        return None
+    prefix = net_or_prefix[:-len('-symbol.json')] if \
+        net_or_prefix.endswith('-symbol.json') else net_or_prefix
+    meta = _check_export_files(prefix)
+    if meta.get('precision', 'float32') != 'float32':
+        raise ValueError('%s is already a %s export; convert the float32 export'
+                         % (prefix, meta['precision']))
+    return prefix
+
+
 def _source_files(net_or_prefix, work, export_kwargs):
     """``(sym, args, auxs, meta)`` of a prefix, or of ``net`` exported to ``work``."""
-    if isinstance(net_or_prefix, str):
-        prefix = net_or_prefix[:-len('-symbol.json')] if \
-            net_or_prefix.endswith('-symbol.json') else net_or_prefix
-        sym, args, auxs, meta = load_checkpoint_files(prefix)
-        if meta.get('precision', 'float32') != 'float32':
-            raise ValueError('%s is already a %s export; convert the float32 export'
-                             % (prefix, meta['precision']))
-        return sym, args, auxs, meta
+    prefix = _source_prefix(net_or_prefix)
+    if prefix is not None:
+        return load_checkpoint_files(prefix)
     from .export import export_model
     prefix = os.path.join(work, 'float32')
     export_model(net_or_prefix, prefix, **export_kwargs)
@@ -304,7 +342,7 @@ def export_precision(net_or_prefix, out_prefix, precision='int8', calib_loader=N
         INT8: the type of the quantized activations ('auto': uint8 after ReLU, else int8).
     check_cpu : bool
         Refuse a precision this CPU cannot run and warn where it is slow
-        (:func:`check_precision_support`).
+        (:func:`check_precision_support`), after the arguments and files are checked.
     log : callable, optional
         Receives progress lines and warnings (default: this module's logger).
 
@@ -314,20 +352,21 @@ def export_precision(net_or_prefix, out_prefix, precision='int8', calib_loader=N
         Paths (``symbol``, ``params``, ``meta``) and the written ``meta``.
     """
     log = log or _LOG.info
-    if precision not in PRECISIONS:
-        raise ValueError('precision must be one of %s, got %r' % (', '.join(PRECISIONS),
-                                                                  precision))
-    if precision != 'float32' and os.environ.get('MXNET_MKLDNN_ENABLED', '1') == '0':
-        raise RuntimeError('--precision %s runs on oneDNN, which MXNET_MKLDNN_ENABLED=0 '
-                           'switches off: unset it' % precision)
+    # arguments, then files, then what this machine can run
+    _check_precision_name(precision)
     if precision == 'int8' and calib_mode not in CALIB_MODES:
         raise ValueError('calib_mode must be one of %s, got %r' % (', '.join(CALIB_MODES),
                                                                   calib_mode))
     if precision == 'int8' and calib_loader is None:
         raise ValueError("precision='int8' needs calibration images: calib_loader (a loader "
                          "or a .rec / folder path of training images)")
+    _source_prefix(net_or_prefix)
+    if precision == 'int8' and isinstance(calib_loader, str):
+        _check_calibration_path(calib_loader)
     if check_cpu:
         check_precision_support(precision, log=log)
+    else:
+        _require_onednn(precision)
     work = tempfile.mkdtemp(prefix='gluon_tricks_quantize_')
     try:
         sym, args, auxs, meta = _source_files(net_or_prefix, work, export_kwargs)

@@ -46,22 +46,22 @@ def test_cpu_flag_check_names_the_missing_flag(monkeypatch):
     assert precision.bfloat16_cpu_support({'avx512_bf16'}) == (True, 'avx512_bf16')
     assert not precision.bfloat16_cpu_support(())[0]
     # the suite's skip reason is the same check
-    monkeypatch.setattr(precision, '_CPU_FLAGS', frozenset({'avx2', 'fma'}))
+    monkeypatch.setenv('GLUON_TRICKS_CPU_FLAGS', 'avx2,fma')
     assert 'avx512_bf16' in bfloat16_skip_reason() and 'amx_bf16' in bfloat16_skip_reason()
-    monkeypatch.setattr(precision, '_CPU_FLAGS', frozenset({'avx512f', 'avx512_bf16'}))
+    monkeypatch.setenv('GLUON_TRICKS_CPU_FLAGS', 'avx512f,avx512_bf16')
     assert bfloat16_skip_reason() is None
 
 
 def test_init_amp_refusal_names_the_missing_flag(monkeypatch):
     from mxnet.contrib.amp import amp
     monkeypatch.setattr(precision, '_BF16_PROBE', (False, 'probe failed: no kernels'))
-    monkeypatch.setattr(precision, '_CPU_FLAGS', frozenset({'avx2', 'fma'}))
+    monkeypatch.setenv('GLUON_TRICKS_CPU_FLAGS', 'avx2,fma')
     with pytest.raises(RuntimeError) as err:
         precision.init_amp('bfloat16')
     msg = str(err.value)
     assert 'probe failed: no kernels' in msg
     assert 'neither avx512_bf16 nor amx_bf16' in msg and 'avx512f' in msg
-    monkeypatch.setattr(precision, '_CPU_FLAGS', frozenset({'avx512f', 'avx512_bf16'}))
+    monkeypatch.setenv('GLUON_TRICKS_CPU_FLAGS', 'avx512f,avx512_bf16')
     monkeypatch.delenv('MXNET_MKLDNN_ENABLED', raising=False)
     with pytest.raises(RuntimeError, match='has avx512_bf16, yet the bfloat16 kernels failed'):
         precision.init_amp('bfloat16')

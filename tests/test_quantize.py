@@ -163,7 +163,7 @@ def test_cpu_messages_name_the_flag(monkeypatch):
     assert not fast and 'avx512_vnni' in why and 'amx_int8' in why and 'AVX2' in why
     assert Q.int8_cpu_support({'avx512f', 'avx512_vnni'}) == (True, 'avx512_vnni')
     from gluon_tricks import precision
-    monkeypatch.setattr(precision, '_CPU_FLAGS', frozenset({'avx2', 'fma'}))
+    monkeypatch.setenv('GLUON_TRICKS_CPU_FLAGS', 'avx2,fma')
     warnings = []
     msg = Q.check_precision_support('int8', log=warnings.append)
     assert msg and 'avx512_vnni' in warnings[0]

@@ -39,8 +39,10 @@ LOSS_RTOL = 1e-2
 
 
 def machine():
-    """The vector features of this CPU (those in :data:`VECTOR_FLAGS`), sorted."""
-    from gluon_tricks.precision import cpu_flags
+    """The vector features of this CPU (those in :data:`VECTOR_FLAGS`), sorted, as
+    :func:`gluon_tricks.cpu.cpu_flags` gives them (``GLUON_TRICKS_CPU_FLAGS`` if set: a check
+    under a masked CPU then compares as on another CPU)."""
+    from gluon_tricks.cpu import cpu_flags
     return sorted(set(cpu_flags()) & set(VECTOR_FLAGS))
 
 
@@ -222,6 +224,10 @@ def main(argv=None):
     p.add_argument('--rows', default=None, help='comma-separated row-name globs')
     p.add_argument('--keep', action='store_true', help='record: keep existing trace files')
     args = p.parse_args(argv)
+    from gluon_tricks.cpu import ENV_VAR
+    if args.action == 'record' and os.environ.get(ENV_VAR) is not None:
+        p.error('record with %s unset: a trace stores the real CPU\'s vector features, which '
+                'decide whether a later check compares bit for bit' % ENV_VAR)
     repo = os.path.abspath(args.repo)
     work = os.path.abspath(args.work or tempfile.mkdtemp(prefix='golden-'))
     traces = plan(repo, work, args.rows, rows_repo=args.rows_repo and os.path.abspath(args.rows_repo))
