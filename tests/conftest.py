@@ -15,14 +15,17 @@ PER_CLASS_TRAIN, PER_CLASS_VAL = 16, 5
 
 
 def bfloat16_skip_reason():
-    """``None`` where this CPU has native bfloat16 (``avx512_bf16`` or ``amx_bf16`` in
-    ``/proc/cpuinfo``, :func:`gluon_tricks.precision.bfloat16_cpu_support`), else a skip
-    reason that names the missing CPU flag."""
+    """``None`` where the CPU has native bfloat16 (``avx512_bf16`` or ``amx_bf16`` among
+    :func:`gluon_tricks.cpu.cpu_flags`: ``/proc/cpuinfo``, or ``GLUON_TRICKS_CPU_FLAGS`` when
+    set), else a skip reason that names the missing CPU flag
+    (:func:`gluon_tricks.precision.bfloat16_cpu_support`)."""
     ok, reason = bfloat16_cpu_support()
     return None if ok else 'bfloat16 training needs a native bfloat16 CPU: ' + reason
 
 
-#: ``@requires_bfloat16``: skip a test on CPUs without avx512_bf16 / amx_bf16.
+#: ``@requires_bfloat16``: skip a test on CPUs without avx512_bf16 / amx_bf16 (decided when
+#: the test module is imported, so under the masked CI run as well). Mark such tests (or
+#: their module) ``cpu_dependent`` too: see pytest.ini.
 requires_bfloat16 = pytest.mark.skipif(bfloat16_skip_reason() is not None,
                                        reason=bfloat16_skip_reason() or 'bfloat16 available')
 

@@ -27,6 +27,9 @@ import pytest
 from conftest import bfloat16_skip_reason, requires_bfloat16
 from gluon_tricks import precision
 
+# every test here follows the CPU's bfloat16 flags (the end-to-end ones skip without them)
+pytestmark = pytest.mark.cpu_dependent
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, 'scripts', 'classification')
 

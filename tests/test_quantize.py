@@ -20,10 +20,12 @@ from tools.benchmark.digits import digits_arrays, top1, train_quick
 from gluon_tricks.export import export_model, load_exported
 
 INPUT_SIZE = 16
-# INT8 quantization, bfloat16 conversion and graph fusion are oneDNN's (the MKLDNN backend)
-pytestmark = pytest.mark.skipif(os.environ.get('MXNET_MKLDNN_ENABLED', '1') == '0',
-                                reason='INT8/bfloat16 exports run on oneDNN, which '
-                                       'MXNET_MKLDNN_ENABLED=0 switches off')
+# INT8 quantization, bfloat16 conversion and graph fusion are oneDNN's (the MKLDNN backend),
+# whose kernels follow the CPU's flags
+pytestmark = [pytest.mark.cpu_dependent,
+              pytest.mark.skipif(os.environ.get('MXNET_MKLDNN_ENABLED', '1') == '0',
+                                 reason='INT8/bfloat16 exports run on oneDNN, which '
+                                        'MXNET_MKLDNN_ENABLED=0 switches off')]
 
 
 @pytest.fixture(scope='module')
