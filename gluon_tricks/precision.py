@@ -218,8 +218,10 @@ def _grad_arrays(params):
 def all_finite(params, chunk=128):
     """Whether every gradient of ``params`` (all contexts) is finite (no inf, no nan).
 
-    Uses ``mx.nd.multi_all_finite`` (one fused reduction per context, dtype and chunk of
-    ``chunk`` arrays, accumulated on the device) and one host synchronisation per context.
+    On each context ``mx.nd.multi_all_finite`` reduces its gradients (one fused kernel per
+    dtype and chunk of ``chunk`` arrays) into a one-element flag on that device; the flags
+    are copied to the first context and summed there (device-to-device copies), and that sum
+    is read once: one host synchronisation per call, whatever the number of devices.
     """
     groups = {}
     for g in _grad_arrays(params):
@@ -232,7 +234,13 @@ def all_finite(params, chunk=128):
         for i in range(0, len(arrays), chunk):
             part = arrays[i:i + chunk]
             mx.nd.multi_all_finite(*part, num_arrays=len(part), init_output=False, out=out)
-    return all(bool(f.asnumpy()[0]) for f in flags.values())
+    if not flags:
+        return True
+    flags = list(flags.values())
+    home = flags[0].context
+    total = flags[0] if len(flags) == 1 else \
+        mx.nd.add_n(*[f.as_in_context(home) for f in flags])
+    return float(total.asnumpy()[0]) == len(flags)      # 1 per device where all finite
 
 
 class LossScaler(object):
@@ -270,6 +278,11 @@ class LossScaler(object):
     gradients and so takes the same decision. With ``grad_req='add'`` the caller must zero
     the gradients after a skipped step as after an applied one.
 
+    Host synchronisation: a checked step reads one number from the device (the summed
+    per-device overflow flags of :func:`all_finite`), however many devices; the update is
+    then enqueued or not, and the scale changes on the host. Nothing is read when the check
+    is off. (Skipping needs that one read: a device-side skip would still let weight decay
+    and momentum move the weights.)
 
     Attributes
     ----------

@@ -494,3 +494,101 @@ def test_constructor_validation():
         LossScaler(None, check_overflow=True)
     assert LossScaler(4.0, check_overflow=False).check_overflow is False
 
+
+# -- host synchronisation of the overflow check (4 CPU contexts stand for 4 GPUs) -------------
+DEVICES = [mx.cpu(i) for i in range(4)]
+
+
+def multi_device_step(net, scaler, seed, overflow=None):
+    """Forward and backward of one batch split over ``DEVICES``; ``overflow = (device index,
+    value)`` then writes inf/nan into that device's gradient only (before the all-reduce)."""
+    rng = np.random.RandomState(seed)
+    x = rng.normal(size=(8, 5)).astype(np.float32)
+    y = rng.randint(0, 3, 8).astype(np.float32)
+    with autograd.record():
+        losses = [scaler.scale_loss(gluon.loss.SoftmaxCrossEntropyLoss()(
+            net(mx.nd.array(x[2 * k:2 * k + 2], ctx=c)), mx.nd.array(y[2 * k:2 * k + 2], ctx=c)))
+            for k, c in enumerate(DEVICES)]
+    autograd.backward(losses)
+    if overflow is not None:
+        k, value = overflow
+        net[0].weight.grad(DEVICES[k])[0, 0] = value
+
+
+def multi_device_net():
+    mx.random.seed(0)
+    net = nn.HybridSequential()
+    with net.name_scope():
+        net.add(nn.Dense(6, in_units=5, activation='relu'), nn.Dense(3, in_units=6))
+    net.initialize(mx.init.Xavier(), ctx=DEVICES)
+    trainer = gluon.Trainer(net.collect_params(), 'nag',
+                            {'learning_rate': 0.1, 'momentum': 0.9}, kvstore='device',
+                            update_on_kvstore=False)
+    return net, trainer
+
+
+class HostReads(object):
+    """Counts the device-to-host reads (``NDArray.asnumpy``, which ``asscalar`` and
+    ``__bool__`` go through) while ``counting`` is set."""
+
+    def __init__(self, monkeypatch):
+        self.count, self.counting = 0, False
+        original = mx.nd.NDArray.asnumpy
+
+        def asnumpy(array):
+            if self.counting:
+                self.count += 1
+            return original(array)
+        monkeypatch.setattr(mx.nd.NDArray, 'asnumpy', asnumpy)
+
+
+@pytest.mark.parametrize('overflow', [None, (3, np.inf)], ids=['clean', 'overflow'])
+def test_overflow_check_reads_the_host_once_per_step_on_4_devices(monkeypatch, overflow):
+    net, trainer = multi_device_net()
+    scaler = LossScaler('dynamic', init_scale=2.0 ** 10)
+    multi_device_step(net, scaler, seed=0)
+    assert scaler.step(trainer, 8)                    # kvstore and optimizer states exist
+    reads = HostReads(monkeypatch)
+    for step in range(1, 4):
+        multi_device_step(net, scaler, seed=step, overflow=overflow)
+        reads.counting = True
+        applied = scaler.step(trainer, 8)
+        reads.counting = False
+        assert applied is (overflow is None)
+        assert reads.count == step, 'host reads after %d steps: %d' % (step, reads.count)
+    reads.counting = True
+    assert all_finite(net.collect_params()) is (overflow is None)
+    assert reads.count == 4                           # all_finite alone: one read too
+
+
+def test_dynamic_decisions_on_4_devices_match_hand_computed_ones():
+    """init 2**10, growth x2 every 2 clean steps (at most 2**12), backoff x0.5 (at least
+    2**9); overflows on one device at a time. Worked out by hand:
+
+    step  0 1    2    3    4   5   6    7    8    9    10   11   12   13
+    event . .    inf3 nan1 inf0 .  .    .    .    .    .    .    .    -inf2
+    scale 1024 2048 1024 512 512 512 1024 1024 2048 2048 4096 4096 4096 2048
+    (step 4: 512 * 0.5 is below min_scale; step 12: 4096 * 2 is above max_scale)
+    """
+    overflows = {2: (3, np.inf), 3: (1, np.nan), 4: (0, np.inf), 13: (2, -np.inf)}
+    want_applied = [True, True, False, False, False] + [True] * 8 + [False]
+    want_scale = [1024, 2048, 1024, 512, 512, 512, 1024, 1024, 2048, 2048, 4096, 4096, 4096,
+                  2048]
+    net, trainer = multi_device_net()
+    scaler = LossScaler('dynamic', init_scale=2.0 ** 10, growth_interval=2,
+                        min_scale=2.0 ** 9, max_scale=2.0 ** 12)
+    applied, scales = [], []
+    for step in range(14):
+        before = [p.data(DEVICES[0]).asnumpy().copy() for p in net.collect_params().values()]
+        multi_device_step(net, scaler, seed=step, overflow=overflows.get(step))
+        applied.append(scaler.step(trainer, 8))
+        scales.append(scaler.scale)
+        params = list(net.collect_params().values())
+        moved = any(np.any(p.data(DEVICES[0]).asnumpy() != b) for p, b in zip(params, before))
+        assert moved is applied[-1], step                  # a skipped step changes nothing
+        for p in params:                                   # every device holds the same
+            for c in DEVICES[1:]:
+                np.testing.assert_array_equal(p.data(c).asnumpy(), p.data(DEVICES[0]).asnumpy())
+    assert applied == want_applied
+    assert scales == want_scale
+    assert (scaler.num_steps, scaler.num_skipped) == (10, 4)
