@@ -155,7 +155,7 @@ class CheckpointManager(object):
                 written = [PARAMS_FILE]
                 if trainer is not None:
                     states_path = os.path.join(tmp, OPTIMIZER_FILE)
-                    arrays, meta['optimizer'] = collect_state(trainer)
+                    arrays, meta['optimizer'] = collect_state(trainer, net)
                     mx.nd.save(states_path, arrays)
                     fsync_file(states_path)
                     written.append(OPTIMIZER_FILE)

@@ -179,7 +179,7 @@ class Checkpoint(object):
         if trainer is not None:
             try:
                 apply_trainer_payload(trainer, self.trainer_payload(allow_pickle), hyper,
-                                      self.states_path)
+                                      self.states_path, net)
             except OptimizerStateError as err:
                 raise CheckpointError(str(err))
         restore_stateful(self.state, stateful, self.stateful_arrays())

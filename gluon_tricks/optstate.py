@@ -79,8 +79,17 @@ def _signature(state):
     return tuple(_signature(s) for s in state)
 
 
-def collect_state(trainer):
-    """``(arrays, info)`` of ``trainer``: CPU NDArrays by key and the JSON-serialisable rest.
+def _names(trainer, net):
+    """The key of each of the trainer's parameters: its structural name in ``net``
+    (``layer1.0.conv1.weight``), else ``#<index>``. Trainer indices follow the sorted full
+    names, which depend on how many blocks the process built before; structural names do not."""
+    names = {id(p): k for k, p in net._collect_params_with_prefix().items()} if net else {}
+    return [names.get(id(p), '#%d' % i) for i, p in enumerate(trainer._params)]
+
+
+def collect_state(trainer, net=None):
+    """``(arrays, info)`` of ``trainer``: CPU NDArrays by key and the JSON-serialisable rest,
+    each parameter under its structural name in ``net`` (see :func:`_names`).
 
     The states and counts of the trainer's first device are taken: every device holds the
     same ones (the gradients are reduced before each update).
@@ -89,17 +98,18 @@ def collect_state(trainer):
     opt = trainer._optimizer
     device = trainer._contexts[0].device_id
     counts = opt._all_index_update_counts.get(device, opt._index_update_count)
+    names = _names(trainer, net)
     arrays, layout = {}, {}
     for index in sorted(updater.states):
-        layout[str(index)] = _flatten(updater.states[index], str(index), arrays)
+        layout[names[index]] = _flatten(updater.states[index], names[index], arrays)
     info = {'optimizer': type(opt).__name__.lower(), 'num_update': int(opt.num_update),
-            'update_counts': {str(k): int(v) for k, v in counts.items()},
+            'update_counts': {names[k]: int(v) for k, v in counts.items()},
             'layout': layout, 'num_params': len(trainer._params),
-            'shapes': [list(p.shape) for p in trainer._params]}
+            'shapes': {n: list(p.shape) for n, p in zip(names, trainer._params)}}
     return arrays, info
 
 
-def apply_state(trainer, arrays, info, where='the checkpoint'):
+def apply_state(trainer, arrays, info, where='the checkpoint', net=None):
     """Give ``trainer`` the state :func:`collect_state` saved: ``arrays`` (NDArrays or numpy
     arrays by key, on any device) and ``info``; each device's states are built on that
     device. :class:`OptimizerStateError` (naming ``where``) when they do not fit."""
@@ -109,36 +119,41 @@ def apply_state(trainer, arrays, info, where='the checkpoint'):
     if info.get('optimizer') != name:
         raise OptimizerStateError('%s holds the states of optimizer %r, this run uses %r'
                                   % (where, info.get('optimizer'), name))
-    shapes = [list(p.shape) for p in trainer._params]
-    if info.get('num_params') != len(shapes) or info.get('shapes', shapes) != shapes:
-        raise OptimizerStateError('%s holds optimizer states of %s parameters of other shapes '
-                                  'than the %d of this model (another model or classes?)'
-                                  % (where, info.get('num_params'), len(shapes)))
+    names = _names(trainer, net)
+    shapes = {n: list(p.shape) for n, p in zip(names, trainer._params)}
+    if info.get('num_params') != len(shapes) or info.get('shapes') != shapes:
+        differ = sorted(set(shapes) ^ set(info.get('shapes') or {}))[:3] or sorted(
+            n for n in shapes if shapes[n] != (info.get('shapes') or {}).get(n))[:3]
+        raise OptimizerStateError('%s holds optimizer states of %s parameters that do not fit '
+                                  'the %d of this model (another model or classes? e.g. %s)'
+                                  % (where, info.get('num_params'), len(shapes),
+                                     ', '.join(differ)))
     arrays = {k: v if isinstance(v, mx.nd.NDArray) else mx.nd.array(v, dtype=v.dtype)
               for k, v in arrays.items()}
-    layout = {int(k): v for k, v in info['layout'].items()}
-    for index, item in layout.items():
-        if not 0 <= index < len(shapes):
-            raise OptimizerStateError('%s holds an optimizer state for parameter %d of %d'
-                                      % (where, index, len(shapes)))
+    index_of = {n: i for i, n in enumerate(names)}
+    layout = {index_of[k]: (k, v) for k, v in info['layout'].items() if k in index_of}
+    if len(layout) != len(info['layout']):
+        raise OptimizerStateError('%s holds optimizer states of parameters this model does not '
+                                  'have' % where)
+    for index, (key, item) in layout.items():
         param = trainer._params[index]
         fresh = opt.create_state_multi_precision(index, param.data(trainer._contexts[0]))
-        saved = _build(item, str(index), arrays, mx.cpu())
+        saved = _build(item, key, arrays, mx.cpu())
         if _signature(saved) != _signature(fresh):
             raise OptimizerStateError(
                 '%s: the optimizer state of parameter %s is %s, this run needs %s (was the '
                 'checkpoint trained with another --dtype or optimizer?)'
-                % (where, param.name, _signature(saved), _signature(fresh)))
+                % (where, key, _signature(saved), _signature(fresh)))
     for updater, ctx in zip(updaters, trainer._contexts):
-        updater.states = {i: _build(item, str(i), arrays, ctx) for i, item in layout.items()}
+        updater.states = {i: _build(item, key, arrays, ctx) for i, (key, item) in layout.items()}
         updater.states_synced = dict.fromkeys(updater.states, True)
-    counts = {int(k): int(v) for k, v in info['update_counts'].items()}
+    counts = {index_of[k]: int(v) for k, v in info['update_counts'].items() if k in index_of}
     opt.num_update = int(info['num_update'])
     opt._all_index_update_counts = {ctx.device_id: dict(counts) for ctx in trainer._contexts}
     opt._index_update_count = opt._all_index_update_counts[trainer._contexts[0].device_id]
 
 
-def apply_trainer_payload(trainer, payload, hyper=None, where='the checkpoint'):
+def apply_trainer_payload(trainer, payload, hyper=None, where='the checkpoint', net=None):
     """Give ``trainer`` a checkpoint's optimizer state (``Checkpoint.trainer_payload``:
     ``{'arrays', 'info'}``, or ``{'pickle': bytes}`` of an older version that the user allowed),
     then set ``hyper`` (this command's ``lr_scheduler``, ``momentum``, ``wd``) on the
@@ -157,7 +172,7 @@ def apply_trainer_payload(trainer, payload, hyper=None, where='the checkpoint'):
         trainer._optimizer.param_dict = dict(enumerate(trainer._params))
         _spread_update_counts(trainer)
     else:
-        apply_state(trainer, payload['arrays'], payload['info'], where)
+        apply_state(trainer, payload['arrays'], payload['info'], where, net)
     for key, value in (hyper or {}).items():
         setattr(trainer._optimizer, key, value)
 

@@ -161,7 +161,7 @@ def resume_run(save_dir, net, trainer, devices, dist, config=None, best_key=None
                    'optimizer': optimizer}
     payload = dist.broadcast_object(payload, name='gluon_tricks.resume')
     try:
-        apply_trainer_payload(trainer, payload['optimizer'], hyper, payload['directory'])
+        apply_trainer_payload(trainer, payload['optimizer'], hyper, payload['directory'], net)
     except OptimizerStateError as err:
         raise CheckpointError(str(err))
     state = dict(payload['state'])

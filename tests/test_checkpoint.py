@@ -135,7 +135,7 @@ def test_exception_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     saved = weights(net)
     train(net, trainer, 2, 0)
 
-    def crash(trainer):
+    def crash(trainer, net):
         raise KeyboardInterrupt('killed while writing the trainer states')
     monkeypatch.setattr(gluon_tricks.checkpoint, 'collect_state', crash)
     with pytest.raises(KeyboardInterrupt):

@@ -238,7 +238,7 @@ def test_item9_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     net, trainer, manager = _run_with_checkpoints(tmp_path, [0.3])
     before = sorted(os.listdir(str(tmp_path)))
 
-    def to_dev_full(trainer):  # a real ENOSPC: /dev/full refuses every write
+    def to_dev_full(trainer, net):   # a real ENOSPC: /dev/full refuses every write
         with open('/dev/full', 'wb') as f:
             f.write(b'x' * 65536)
             f.flush()
