@@ -33,7 +33,7 @@ import numpy as np
 import mxnet as mx
 from mxnet.gluon import nn
 
-from .data import ShardBatchSampler
+from .data.pipeline import ShardBatchSampler, WorkerLoader
 from .transfer import SeededDataset, load_backbone
 
 __all__ = ['VOC_CLASSES', 'VOC_FASTER_RCNN', 'parse_voc_splits', 'build_faster_rcnn',
@@ -212,11 +212,11 @@ def train_loader(net, dataset, per_device_batch, num_devices, num_parts=1, part_
         Horovod size and rank.
     seed : int
     num_workers : int
-        DataLoader worker processes.
+        Worker processes (:class:`~gluon_tricks.data.workers.WorkerLoader`).
 
     Returns
     -------
-    (mxnet.gluon.data.DataLoader, gluon_tricks.data.ShardBatchSampler)
+    (gluon_tricks.data.workers.WorkerLoader, gluon_tricks.data.ShardBatchSampler)
         Set ``sampler.epoch`` before each epoch.
     """
     from gluoncv.data.batchify import FasterRCNNTrainBatchify
@@ -227,8 +227,8 @@ def train_loader(net, dataset, per_device_batch, num_devices, num_parts=1, part_
     if len(sampler) == 0:
         raise ValueError('%d training images give no batch of %d on each of %d rank(s)'
                          % (len(dataset), per_device_batch * num_devices, num_parts))
-    loader = mx.gluon.data.DataLoader(
-        SeededDataset(dataset.transform(transform)), batch_sampler=sampler,
+    loader = WorkerLoader(
+        SeededDataset(dataset.transform(transform)), batch_sampler=sampler, name='the VOC images',
         batchify_fn=FasterRCNNTrainBatchify(net, num_devices), num_workers=num_workers)
     return loader, sampler
 
@@ -239,17 +239,17 @@ def val_loader(net, dataset, num_devices, num_parts=1, part_index=0, num_workers
 
     Returns
     -------
-    mxnet.gluon.data.DataLoader
+    gluon_tricks.data.workers.WorkerLoader
         Yields ``(images, labels, im_scales)``, lists of one NDArray per image.
     """
     from gluoncv.data.batchify import Append, Tuple
     from gluoncv.data.transforms.presets.rcnn import FasterRCNNDefaultValTransform
     sampler = ShardBatchSampler(len(dataset), num_devices, False, num_parts, part_index,
                                 last_batch='keep')
-    return mx.gluon.data.DataLoader(
+    return WorkerLoader(
         dataset.transform(FasterRCNNDefaultValTransform(net.short, net.max_size)),
         batch_sampler=sampler, batchify_fn=Tuple(Append(), Append(), Append()),
-        num_workers=num_workers)
+        num_workers=num_workers, name='the VOC test images')
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -31,7 +31,7 @@ from mxnet.gluon.block import HybridBlock
 
 from gluoncv.model_zoo.fcn import FCN as _GluonCVFCN, _FCNHead
 
-from .data import ShardBatchSampler
+from .data.pipeline import ShardBatchSampler, WorkerLoader
 from .transfer import SeededDataset, backbone_stages, load_backbone, stage_channels
 
 __all__ = ['ADE20K_CLASSES', 'FCN', 'build_fcn', 'ade20k_dataset', 'train_loader',
@@ -167,7 +167,7 @@ def train_loader(dataset, batch_size, num_parts=1, part_index=0, seed=0, num_wor
 
     Returns
     -------
-    (DataLoader, gluon_tricks.data.ShardBatchSampler)
+    (gluon_tricks.data.workers.WorkerLoader, gluon_tricks.data.ShardBatchSampler)
         Set ``sampler.epoch`` before each epoch.
     """
     sampler = ShardBatchSampler(len(dataset), batch_size, True, num_parts, part_index, seed,
@@ -175,8 +175,8 @@ def train_loader(dataset, batch_size, num_parts=1, part_index=0, seed=0, num_wor
     if len(sampler) == 0:
         raise ValueError('%d training images give no batch of %d on each of %d rank(s)'
                          % (len(dataset), batch_size, num_parts))
-    loader = mx.gluon.data.DataLoader(SeededDataset(dataset), batch_sampler=sampler,
-                                      num_workers=num_workers)
+    loader = WorkerLoader(SeededDataset(dataset), batch_sampler=sampler,
+                          num_workers=num_workers, name='the ADE20K training images')
     return loader, sampler
 
 
@@ -188,7 +188,8 @@ def val_loader(dataset, batch_size, num_parts=1, part_index=0, num_workers=0):
         raise ValueError("mode 'testval' scores full images of different sizes: batch size 1")
     sampler = ShardBatchSampler(len(dataset), batch_size, False, num_parts, part_index,
                                 last_batch='keep')
-    return mx.gluon.data.DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers)
+    return WorkerLoader(dataset, batch_sampler=sampler, num_workers=num_workers,
+                        name='the ADE20K validation images')
 
 
 class SegmentationMetric(object):

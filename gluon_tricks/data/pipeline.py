@@ -14,7 +14,7 @@ Both image sources (RecordIO files and class folders) run through the same three
   sample is independent of its position in the batch, of the batch, of the epoch and of the
   rank, and depends on nothing else, so epoch ``e`` is reproduced exactly by a resumed run,
   whatever the number of worker processes.
-* :class:`ImageLoader` runs them in Gluon's ``DataLoader`` (worker processes).
+* :class:`ImageLoader` runs them in worker processes (:class:`~.workers.WorkerLoader`).
 """
 import os
 
@@ -22,6 +22,7 @@ import numpy as np
 
 from .transforms import PARAM_FIELDS, TrainTransform, ValTransform, decode_image, image_problem
 from .base import EmptyDatasetError, EpochLoader, batches_per_epoch, derive_seed
+from .workers import WorkerLoader
 
 __all__ = ['ShardBatchSampler', 'AugmentedDataset', 'ImageLoader']
 
@@ -42,8 +43,8 @@ class ShardBatchSampler(object):
 
     Notes
     -----
-    Set :attr:`epoch` (and :attr:`start_batch`) before iterating. Training yields lists of ``(index, sample seed)``
-    tuples, validation lists of indices.
+    Set :attr:`epoch` (and :attr:`start_batch`) before iterating. Training yields lists of
+    ``(index, sample seed)`` tuples, validation lists of indices.
     """
 
     def __init__(self, num_samples, batch_size, train, num_parts=1, part_index=0, seed=0,
@@ -137,6 +138,14 @@ class AugmentedDataset(object):
             return out, np.float32(label), np.asarray(params.vector(*img.shape[:2]), np.float32)
         return out, np.float32(label)
 
+    def describe(self, keys):
+        """The files (class folders) or record numbers of a batch, for error messages."""
+        index = [k[0] if isinstance(k, tuple) else k for k in keys]
+        items = getattr(self._source, 'items', None)
+        names = [items[i][0] for i in index] if items is not None else \
+            ['record %d' % i for i in index]
+        return ', '.join(names[:6]) + (' ... (%d samples)' % len(names) if len(names) > 6 else '')
+
 
 class ImageLoader(EpochLoader):
     """Batches of an image source through the paper's transforms (section 2.1).
@@ -167,7 +176,6 @@ class ImageLoader(EpochLoader):
 
     def __init__(self, source, batch_size, train, aug, num_parts, part_index, seed,
                  num_workers, num_classes, last_batch=None, with_params=False, name=''):
-        from mxnet import gluon
         self.aug = aug
         transform = TrainTransform(aug) if train else ValTransform(aug)
         self.dataset = AugmentedDataset(source, transform, with_params)
@@ -180,15 +188,17 @@ class ImageLoader(EpochLoader):
                                     '%d' % (name, part_index, num_parts, self.sampler.part_size,
                                             batch_size))
         self.num_workers = max(0, int(num_workers))
-        self._loader = gluon.data.DataLoader(self.dataset, batch_sampler=self.sampler,
-                                             num_workers=self.num_workers)
+        if self.num_workers:
+            import cv2  # noqa: F401 - loaded once here, not in every worker of every epoch
+        self._loader = WorkerLoader(self.dataset, self.sampler, num_workers=self.num_workers,
+                                    name=name, describe=self.dataset.describe)
 
     #: Columns of the draws yielded with ``with_params``.
     param_fields = PARAM_FIELDS
 
     def iter_epoch(self, epoch, start_batch=0):
         """Iterate over epoch ``epoch`` from batch ``start_batch`` (does not change
-        :attr:`epoch`)."""
+        :attr:`epoch`). The epoch's worker processes end with the iteration."""
         self.sampler.epoch, self.sampler.start_batch = int(epoch), int(start_batch)
         for b, batch in enumerate(self._loader, int(start_batch)):
             batch = list(batch)
@@ -198,3 +208,7 @@ class ImageLoader(EpochLoader):
 
     def check_batch(self, label, epoch, batch):
         """Hook for per-batch label checks (RecordIO labels are only known when read)."""
+
+    def close(self):
+        """End the worker processes (a later iteration starts new ones)."""
+        self._loader.close()

@@ -129,8 +129,9 @@ class Task(object):
 
 
 class SamplerLoader(object):
-    """A Gluon ``DataLoader`` driven by a :class:`~gluon_tricks.data.ShardBatchSampler`, with
-    the loop's loader interface: ``len()`` and ``set_epoch(epoch, start_batch)``."""
+    """A :class:`~gluon_tricks.data.workers.WorkerLoader` (or any iterable of batches) driven
+    by a :class:`~gluon_tricks.data.ShardBatchSampler`, with the loop's loader interface:
+    ``len()`` and ``set_epoch(epoch, start_batch)``; ``close()`` ends its worker processes."""
 
     def __init__(self, loader, sampler):
         self.loader, self.sampler = loader, sampler
@@ -143,3 +144,9 @@ class SamplerLoader(object):
 
     def __iter__(self):
         return iter(self.loader)
+
+    def close(self):
+        """End the worker processes of the loader (a later epoch starts new ones)."""
+        close = getattr(self.loader, 'close', None)
+        if close is not None:
+            close()
