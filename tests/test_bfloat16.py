@@ -14,7 +14,6 @@ resume could not be asserted there.
 import glob
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import pytest
 
 from conftest import bfloat16_skip_reason, requires_bfloat16
 from gluon_tricks import precision
+from gluon_tricks.checkpoint_files import OPTIMIZER_FILE
 
 # every test here follows the CPU's bfloat16 flags (the end-to-end ones skip without them)
 pytestmark = pytest.mark.cpu_dependent
@@ -185,7 +185,8 @@ def test_bfloat16_top1_within_one_point_of_float32(runs):
     assert fp32[-1]['top1'] >= 0.95 and bf16[-1]['top1'] >= 0.95, (fp32[-1], bf16[-1])
     # ... and bfloat16 is within 1 point (3.6 images) of float32 on the 360 held-out digits
     assert abs(bf16[-1]['top1'] - fp32[-1]['top1']) <= 0.01 + 1e-9, (fp32[-1], bf16[-1])
-    assert 'bfloat16' in runs['out']['bf16']      # the logged arguments: it did run in bf16
+    with open(str(runs['dirs']['bf16'] / 'config.json')) as f:
+        assert json.load(f)['model']['dtype'] == 'bfloat16'     # it did run in bfloat16
 
 
 @requires_bfloat16
@@ -207,17 +208,6 @@ def test_bfloat16_resume_is_bit_exact_with_onednn(runs):
         np.testing.assert_array_equal(b[key], a[key], err_msg=key)
 
 
-def _nd_arrays(obj):
-    if isinstance(obj, mx.nd.NDArray):
-        yield obj
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            yield from _nd_arrays(v)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            yield from _nd_arrays(v)
-
-
 @requires_bfloat16
 def test_bfloat16_checkpoint_is_float32_and_loss_scaler_off(runs):
     ckpt = runs['dirs']['bf16'] / ('checkpoint-epoch%04d' % EPOCHS)
@@ -225,8 +215,7 @@ def test_bfloat16_checkpoint_is_float32_and_loss_scaler_off(runs):
     assert {np.dtype(v.dtype).name for v in params.values()} == {'float32'}
     ref = mx.nd.load(str(runs['dirs']['fp32'] / ckpt.name / 'net.params'))
     assert {k: v.shape for k, v in params.items()} == {k: v.shape for k, v in ref.items()}
-    with open(str(ckpt / 'trainer.states'), 'rb') as f:
-        states = list(_nd_arrays(pickle.load(f)))
+    states = list(mx.nd.load(str(ckpt / OPTIMIZER_FILE)).values())   # named arrays
     assert states and {np.dtype(s.dtype).name for s in states} == {'float32'}  # momentum
     with open(str(ckpt / 'state.json')) as f:
         scaler = json.load(f)['state']['stateful']['loss_scaler']
