@@ -95,3 +95,15 @@ def test_loaders_and_load_image_use_this_transform(tmp_path):
     loader = gd.RecordLoader(rec + '.rec', batch_size=4, train=False, aug=cfg, num_workers=0,
                              progress=False)
     np.testing.assert_array_equal(next(iter(loader))[0].asnumpy(), np.stack(expected))
+
+
+@pytest.mark.parametrize('quality', [75, 95])
+def test_jpeg_file_from_decode_to_crop_equals_gluoncv(tmp_path, quality):
+    """A JPEG file end to end: our decode (OpenCV) and transform against GluonCV's
+    ``mx.image.imread`` (MXNet's own decoder) + Resize + CenterCrop, exactly."""
+    path = str(tmp_path / 'a.jpg')
+    assert cv2.imwrite(path, _image(301, 451, seed=quality), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    cfg = gd.AugmentConfig(**RAW)
+    ref = _mxnet_reference(mx.image.imread(path).asnumpy(), cfg.val_resize, cfg.input_size)
+    np.testing.assert_array_equal(gd.load_image(path, cfg),
+                                  ref.transpose(2, 0, 1).astype(np.float32))
