@@ -198,7 +198,10 @@ def _worker_main(dataset, batchify_fn, tasks, results, others, parent, np_state)
             message = b'B' + buf.getvalue()
         except Exception as err:  # noqa: B902 - every error goes to the consumer
             message = b'E' + _pickled_error(err)
-        results.send_bytes(message)
+        try:
+            results.send_bytes(message)
+        except OSError:             # the consumer ended the pass: nobody to tell
+            return
 
 
 class _Workers(object):
