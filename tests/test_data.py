@@ -857,8 +857,8 @@ def test_predict_export_and_loaders_share_one_val_transform(tmp_path):
     for f, x in zip(files, single):          # section 2.1, written out with OpenCV
         img = cv2.cvtColor(cv2.imread(f, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         h, w = img.shape[:2]
-        s = 40 / min(h, w)
-        nw, nh = int(round(w * s)), int(round(h * s))
+        # GluonCV's Resize(40, keep_ratio=True): the longer side floored
+        nh, nw = (h * 40 // w, 40) if h > w else (40, w * 40 // h)
         img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR).astype(np.float64)
         y0, x0 = (nh - INPUT) // 2, (nw - INPUT) // 2
         ref = (img[y0:y0 + INPUT, x0:x0 + INPUT] - [120, 110, 100]) / [50, 60, 70]

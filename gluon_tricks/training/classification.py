@@ -19,14 +19,6 @@ class ClassificationTask(Task):
     best_key = 'top1'
     meters = ('loss', 'correct')
 
-    def setup(self, run):
-        if run.cfg.model.dtype == 'bfloat16':
-            # bfloat16 convolutions on AMX tiles where the CPU has them (before oneDNN's first
-            # primitive; gluon_tricks/amx.py): 1.6-1.7x float32 training on such CPUs
-            from ..amx import enable_amx
-            run.log(enable_amx()[1])
-        init_amp(run.cfg.model.dtype)  # bfloat16: must run before any network is built
-
     def build_data(self, run):
         from ..data import build_loaders
         dist = run.dist
@@ -48,6 +40,14 @@ class ClassificationTask(Task):
 
     def build_model(self, run):
         m = run.cfg.model
+        # after the data (a missing file is reported before a missing CPU capability), before
+        # any network is built or oneDNN primitive created
+        if m.dtype == 'bfloat16':
+            # bfloat16 convolutions on AMX tiles where the CPU has them (gluon_tricks/amx.py):
+            # 1.6-1.7x float32 training on such CPUs
+            from ..amx import enable_amx
+            run.log(enable_amx()[1])
+        init_amp(m.dtype)
         self.dtype, self.model_name = m.dtype, m.model
         net = get_model(m.model, classes=self.classes, last_gamma=m.last_gamma) \
             if m.model.startswith('resnet') else get_model(m.model, classes=self.classes)

@@ -106,6 +106,10 @@ def main(argv=None):
     if args.precision == 'int8' and not args.calib_data:
         parser.error('--precision int8 needs --calib-data (a .rec file or a class folder of '
                      'training images)')
+    if args.calib_data and not (os.path.isdir(args.calib_data) or (
+            os.path.isfile(args.calib_data) and args.calib_data.endswith('.rec'))):
+        parser.error('--calib-data %s is neither a class-folder tree nor an existing .rec file'
+                     % args.calib_data)
     if not os.path.exists(args.params):
         parser.error('--params %s does not exist' % args.params)
     names = None
@@ -152,7 +156,7 @@ def main(argv=None):
                                        calib_mode=args.calib_mode,
                                        num_calib_images=args.num_calib_images, log=print,
                                        **options)
-            except RuntimeError as err:
+            except (RuntimeError, ValueError, FileNotFoundError, UserError) as err:
                 parser.error(str(err))
             paths.update({k: v for k, v in res.items() if k != 'meta'})
     if args.format in ('onnx', 'both'):

@@ -105,7 +105,8 @@ def machine_info():
     dict
     """
     ls, ci = _lscpu(), _cpuinfo()
-    flags = (ls.get('Flags') or ci.get('flags') or '').split()
+    from gluon_tricks.cpu import cpu_flags
+    flags = sorted(cpu_flags())
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
