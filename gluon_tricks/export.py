@@ -1,6 +1,7 @@
 """Export hybridized models for deployment, and load them back."""
 import json
 import os
+import warnings
 
 import mxnet as mx
 
@@ -106,7 +107,11 @@ def load_exported(prefix, ctx=None):
     except ValueError as err:
         raise ExportError('%s is corrupt (%s): %s' % (paths[0], err, redo))
     try:
-        net = mx.gluon.SymbolBlock.imports(paths[0], ['data'], paths[1], ctx=ctx or mx.cpu())
+        with warnings.catch_warnings():   # the input's dtype is set by the first call
+            warnings.filterwarnings('ignore', message='Cannot decide type for the following '
+                                    'arguments')
+            net = mx.gluon.SymbolBlock.imports(paths[0], ['data'], paths[1],
+                                               ctx=ctx or mx.cpu())
     except (mx.base.MXNetError, AssertionError, ValueError) as err:
         raise ExportError('%s or %s cannot be loaded (%s): %s'
                           % (paths[0], paths[1], mxnet_error_line(err), redo))

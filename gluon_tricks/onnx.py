@@ -24,7 +24,7 @@ import contextlib
 import json
 import math
 import os
-import tempfile
+import secrets
 
 import numpy as np
 
@@ -153,6 +153,21 @@ def convert_export(prefix, onnx_path, meta=None, check=True):
     return _export_symbol(sym, params, onnx_path, meta, check)
 
 
+def _new_file(directory, suffix):
+    """A new empty file in ``directory`` for a temporary output, created with mode 0666 less
+    the umask like any file the user writes (``tempfile.mkstemp`` makes 0600: an export
+    renamed from it would be readable by its owner only, unlike the MXNet files beside it)."""
+    for _ in range(100):
+        path = os.path.join(directory, '.tmp-%d-%s%s' % (os.getpid(), secrets.token_hex(4),
+                                                         suffix))
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError('cannot create a temporary file in %s' % directory)
+
+
 def _export_symbol(sym, params, onnx_path, meta, check=True):
     """``mx.onnx.export_model`` of a symbol and its parameters, then :func:`_clean_graph`,
     the metadata and the checker; the file appears only once it is complete and valid."""
@@ -161,8 +176,7 @@ def _export_symbol(sym, params, onnx_path, meta, check=True):
     size = int(meta['input_size'])
     out_dir = os.path.dirname(os.path.abspath(onnx_path))
     os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix='.tmp-', suffix='.onnx')
-    os.close(fd)
+    tmp = _new_file(out_dir, '.onnx')
     try:
         with _raw_weights():
             mx.onnx.export_model(sym, params, in_shapes=[(1, 3, size, size)],
