@@ -247,3 +247,76 @@ def test_workers_die_with_their_process_even_by_sigkill(tmp_path):
     pids = [int(p) for p in out.strip().strip('[]').split(',')]
     assert len(pids) == 3 and os.getpid() not in pids
     assert _wait_gone(pids) == []
+
+
+# ------------------------------------------------- the table runner never waits forever on a row
+def _fake_python(tmp_path, body):
+    """A stand-in for the runner's PYTHON: a shell script that records its pids in PIDS."""
+    script = tmp_path / 'fake-python'
+    script.write_text('#!/bin/sh\necho "fake row $$"\necho $$ >> %s\n%s\n'
+                      % (tmp_path / 'PIDS', body))
+    script.chmod(0o755)
+    return str(script)
+
+
+def _runner(monkeypatch, tmp_path, fake, rows, *flags):
+    from tools.experiments import run
+    monkeypatch.setenv('PYTHON', fake)
+    monkeypatch.setattr(run, 'STOP_GRACE', 2.0)
+    tic = time.time()
+    code = run.main(['table6', '--rows', rows, '--runs-dir', str(tmp_path / 'runs'),
+                     '--no-report'] + list(flags))
+    return code, time.time() - tic
+
+
+def test_a_row_past_its_time_limit_is_killed_with_its_group_and_the_table_goes_on(
+        monkeypatch, tmp_path, capfd):
+    # ignores SIGTERM, like a hung process; its child sleeps on
+    fake = _fake_python(tmp_path, "trap '' TERM\nsleep 600 &\necho $! >> %s\nwait\nwait"
+                        % (tmp_path / 'PIDS'))
+    code, seconds = _runner(monkeypatch, tmp_path, fake,
+                            'r50d-efficient,teacher-r152d-cos-ls,r50d-distill,r50d-mixup',
+                            '--row-timeout', '2')
+    err = capfd.readouterr().err
+    assert code == 1 and seconds < 60, (code, seconds, err)
+    for row in ('r50d-efficient', 'teacher-r152d-cos-ls', 'r50d-mixup'):   # each one tried
+        line = next(ln for ln in err.splitlines() if ('] %s: FAILED' % row) in ln)
+        assert 'ran longer than its limit of 2 s (--row-timeout, ROW_TIMEOUT)' in line, line
+        assert 'SIGTERM and, 2 s later, SIGKILL' in line and 'console.log' in line, line
+        assert 'fake row' in (tmp_path / 'runs' / row / 'console.log').read_text()
+    assert '[table6] r50d-distill: skipped, it needs row teacher-r152d-cos-ls, which failed' \
+        in err
+    assert not (tmp_path / 'runs' / 'r50d-distill').exists()
+    assert '4 row(s) failed or skipped' in err
+    pids = [int(p) for p in (tmp_path / 'PIDS').read_text().split()]
+    assert len(pids) == 6 and _wait_gone(pids, 5) == []
+
+
+def test_a_silent_row_is_stopped_and_a_talking_one_is_not(monkeypatch, tmp_path, capfd):
+    fake = _fake_python(tmp_path, 'for i in 1 2 3 4 5 6; do echo step $i; sleep 0.5; done\n'
+                                  'sleep 600')
+    monkeypatch.setenv('ROW_SILENCE', '2')
+    code, seconds = _runner(monkeypatch, tmp_path, fake, 'r50d-efficient')
+    err = capfd.readouterr().err
+    assert code == 1 and seconds < 60, (code, seconds, err)
+    line = next(ln for ln in err.splitlines() if '] r50d-efficient: FAILED' in ln)
+    assert 'wrote no output for 2 s (--row-silence, ROW_SILENCE): hung?' in line, line
+    assert 'with SIGTERM (exit status' in line, line         # SIGTERM was enough
+    log = (tmp_path / 'runs' / 'r50d-efficient' / 'console.log').read_text()
+    assert 'step 6' in log                                    # 3 s of output, never 2 silent
+    assert _wait_gone([int(p) for p in (tmp_path / 'PIDS').read_text().split()], 5) == []
+
+
+def test_the_default_row_limit_cannot_cut_a_row_that_trains():
+    from tools.experiments import scale as S
+    from tools.experiments.estimate import row_seconds
+    from tools.experiments.run import plan, row_time_limit
+    from tools.experiments.tables import FIGURES, TABLES
+    rows = plan(list(TABLES) + list(FIGURES), 'proxy', S.PROXY)
+    assert len(rows) > 50
+    for _, exp in rows:
+        limit = row_time_limit(exp, 'proxy', S.PROXY)
+        assert limit >= max(1800, 10 * row_seconds(exp, S.PROXY)), exp.name
+    exp = plan(['table2'], 'full')[0][1]
+    assert row_time_limit(exp, 'full', S.PROXY) == 0          # no estimate: silence only
+    assert row_time_limit(exp, 'full', S.PROXY, 5) == 5
