@@ -25,6 +25,7 @@ import argparse
 import os
 import shutil
 import sys
+import textwrap
 import time
 
 from gluon_tricks import data as gdata
@@ -40,13 +41,17 @@ class PrepareError(UserError, ValueError):
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """argparse's "(default: X)" only where it says something: not for flags without a
-    default (None, False) nor where the help text already states its default."""
+    default (None, False) nor where the help text already states its default; lines are
+    not broken inside hyphenated words such as ``--skip-bad``."""
 
     def _get_help_string(self, action):
         if action.default is None or action.default is False or \
                 'default' in (action.help or ''):
             return action.help
         return super(HelpFormatter, self)._get_help_string(action)
+
+    def _split_lines(self, text, width):
+        return textwrap.wrap(' '.join(text.split()), width, break_on_hyphens=False)
 
 
 def parse_args(argv=None):
@@ -74,7 +79,7 @@ def parse_args(argv=None):
     p.add_argument('--encoding', default='.jpg', choices=['.jpg', '.png'],
                    help='image encoding inside the records')
     p.add_argument('-j', '--num-workers', type=int, default=os.cpu_count() or 1,
-                   help='encoding threads')
+                   help='encoding threads (default: the number of CPUs, %(default)s here)')
     p.add_argument('--seed', type=int, default=0, help='seed of the training-list shuffle')
     p.add_argument('--skip-bad', action='store_true',
                    help='leave unreadable images (and unlistable file names) out, naming each '
