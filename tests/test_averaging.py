@@ -153,6 +153,31 @@ def test_best_takes_the_highest_top1_and_the_best_copy_of_a_pruned_epoch(tmp_pat
     np.testing.assert_allclose(_load(out)['weight'], np.full((2, 3), np.mean(want)), rtol=1e-7)
 
 
+def test_top1_from_metrics_jsonl_and_mid_epoch_checkpoints_left_out(tmp_path):
+    """Checkpoints that record no top-1 take it from the run's metrics.jsonl (the last line
+    of their epoch); a mid-epoch checkpoint (the latest here) is never averaged."""
+    run = str(tmp_path / 'run')
+    net = mx.gluon.nn.Dense(2, in_units=3)
+    net.initialize()
+    manager = CheckpointManager(run, keep_last=10)
+    top1 = [0.2, 0.6, 0.4, 0.5]
+    os.makedirs(run)
+    with open(os.path.join(run, 'metrics.jsonl'), 'w') as f:
+        for epoch, value in enumerate(top1, 1):
+            net.weight.set_data(mx.nd.full((2, 3), epoch))
+            manager.save(epoch, net, state={})
+            f.write(json.dumps({'epoch': epoch, 'top1': value - 0.1}) + '\n')   # superseded
+            f.write(json.dumps({'epoch': epoch, 'top1': value}) + '\n')
+    manager.save(len(top1), net, state={}, batch=3)      # 3 batches into the next epoch
+    assert any('-batch' in d for d in os.listdir(run))
+    chosen, _ = select_checkpoints(run, best=2)
+    want = sorted(sorted(range(1, 5), key=lambda e: top1[e - 1])[-2:])
+    assert [e.epoch for e in chosen] == want
+    assert [e.metric for e in chosen] == [top1[e - 1] for e in want]
+    chosen, _ = select_checkpoints(run, last=2)
+    assert [(e.epoch, e.batch, e.kind) for e in chosen] == [(3, 0, 'epoch'), (4, 0, 'epoch')]
+
+
 def test_fewer_than_two_checkpoints_says_what_the_run_holds(tmp_path):
     run = _fake_run(tmp_path / 'run', [0.3])
     with pytest.raises(AveragingError, match=r'--last 3: found 1 end-of-epoch checkpoint.*'

@@ -92,10 +92,10 @@ def main(argv=None):
                 entries.append(entry_of(path))
             except AveragingError as err:
                 parser.error(str(err))
-        paths = [os.path.realpath(e.params) for e in entries]
-        if len(set(paths)) < len(paths):
-            parser.error('the same file is given twice: %s' % ', '.join(
-                sorted({e.params for e, p in zip(entries, paths) if paths.count(p) > 1})))
+        files = [(os.stat(e.params).st_dev, os.stat(e.params).st_ino) for e in entries]
+        if len(set(files)) < len(files):     # checkpoint-best hard-links its epoch's files
+            parser.error('the same checkpoint is given twice: %s' % ', '.join(
+                e.name for e, f in zip(entries, files) if files.count(f) > 1))
     holder = _inside_checkpoint(args.out)
     if holder:
         parser.error('--out %s lies in the checkpoint directory %s, which training deletes '
