@@ -11,9 +11,9 @@ The lock is a POSIX record lock (``fcntl.lockf``) on the lock file: the kernel r
 when the holding process ends, however it ends (SIGKILL, a crash, a lost node of a network
 file system whose lock manager notices), so no stale lock ever blocks ``--resume``. It is
 not inherited by forked children (data workers), unlike ``flock``. The holder's details
-written into the file only inform the refusal; the lock is what counts. The file stays in
-the directory (removing it would let two processes lock two different files of one name);
-it is hidden, belongs to no run, and ``--overwrite`` leaves it where it is.
+written into the file only inform the refusal; the lock is what counts. The file is hidden,
+belongs to no run (``--overwrite`` leaves it where it is) and is removed when the run ends
+(one killed by SIGKILL leaves it, unlocked: the next run takes it).
 """
 import errno
 import json
@@ -71,7 +71,7 @@ class RunLock(object):
         self.save_dir = save_dir
         self.path = os.path.join(save_dir, LOCK_FILE)
         self.note = None            # set when the file system offers no locks
-        self._key = None
+        self._key, self._created = None, False
 
     @property
     def held(self):
@@ -90,7 +90,7 @@ class RunLock(object):
         SaveDirError
             ``save_dir`` is not a directory or not writable.
         """
-        import fcntl
+        created = not os.path.exists(self.save_dir)
         try:
             os.makedirs(self.save_dir, exist_ok=True)
         except OSError as err:
@@ -101,8 +101,16 @@ class RunLock(object):
                                % self.save_dir)
         key = os.path.realpath(self.path)
         if key in _HELD:            # this process: an earlier run that ended by an exception
-            fd = _HELD[key][0]
+            fd, created = _HELD[key][0], _HELD[key][1]._created
         else:
+            fd = self._lock()
+        _HELD[key], self._key, self._created = (fd, self), key, created
+        _write_info(fd, command)
+        return self
+
+    def _lock(self):
+        import fcntl
+        for _ in range(100):
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, 'O_CLOEXEC', 0),
                              0o644)
@@ -128,21 +136,33 @@ class RunLock(object):
                              'a second run started into it would not be refused'
                              % (self.save_dir, err.strerror or err))
                 sys.stderr.write(self.note + '\n')
-        _HELD[key], self._key = (fd, self), key
-        _write_info(fd, command)
-        return self
+                return fd
+            if _same_file(fd, self.path):
+                return fd
+            os.close(fd)            # its holder removed the file as we opened it: again
+        raise SaveDirError('--save-dir %s: its lock file %s keeps being replaced; is another '
+                           'program removing it?' % (self.save_dir, self.path))
 
     def release(self):
-        """Give the lock back (clearing the holder's details); a no-op unless held."""
+        """Give the lock back: remove the lock file (and ``save_dir`` if this lock created it
+        and it is still empty); a no-op unless held. The file is removed while locked, and a
+        process that locked it just before checks that it still exists, so two runs never hold
+        two files of one name."""
         entry = _HELD.get(self._key)
         if entry is None or entry[1] is not self:
             return
         del _HELD[self._key]
         try:
-            os.ftruncate(entry[0], 0)
+            if _same_file(entry[0], self.path):
+                os.unlink(self.path)
         except OSError:
             pass
         os.close(entry[0])          # drops the lock
+        if self._created:
+            try:
+                os.rmdir(self.save_dir)
+            except OSError:         # the run wrote there: it stays
+                pass
 
     def holder(self):
         """The details the current holder wrote (a dict), or ``None``."""
@@ -171,6 +191,15 @@ def release_run_lock(save_dir):
     entry = _HELD.get(os.path.realpath(os.path.join(save_dir, LOCK_FILE)))
     if entry is not None:
         entry[1].release()
+
+
+def _same_file(fd, path):
+    """Whether ``path`` still names the file open as ``fd``."""
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _write_info(fd, command=None):

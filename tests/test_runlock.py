@@ -98,6 +98,10 @@ def test_the_lock_file_is_no_part_of_a_run(tmp_path):
         assert lock.held and lock.holder()['pid'] == os.getpid()
     finally:
         lock.release()
+    assert LOCK_FILE not in os.listdir(str(save))               # a run leaves no trace
+    fresh = tmp_path / 'fresh'
+    RunLock(str(fresh)).acquire().release()
+    assert not fresh.exists()                                   # not even the directory
 
 
 def test_a_save_dir_that_is_a_file_is_a_clear_error(tmp_path):
