@@ -20,32 +20,15 @@ epoch ``e`` depend only on ``(seed, e)`` (and the part), so a resumed run calls
 ``set_epoch(start_epoch)`` (``set_epoch(e, start_batch=k)`` for a checkpoint taken after ``k``
 batches of epoch ``e``) and sees exactly the batches the uninterrupted run would have.
 """
-import numpy as np
 
 from ..errors import UserError
+
+from ..streams import derive_seed  # noqa: F401  (the package's name for it)
 
 __all__ = ['EpochLoader', 'derive_seed', 'batches_per_epoch', 'LAST_BATCH_MODES', 'LabelError',
            'CorruptRecordError', 'CorruptImageError', 'EmptyDatasetError']
 
 LAST_BATCH_MODES = ('discard', 'keep')
-
-
-def derive_seed(*values):
-    """A 31-bit seed derived from integers (e.g. ``(seed, epoch, part, stream)``).
-
-    Parameters
-    ----------
-    *values : int
-        Non-negative integers; different tuples give statistically independent seeds
-        (``numpy.random.SeedSequence``).
-
-    Returns
-    -------
-    int
-        In ``[0, 2**31 - 1)``, valid for MXNet's ``int`` seed parameters.
-    """
-    state = np.random.SeedSequence([int(v) for v in values]).generate_state(1)[0]
-    return int(state) % (2 ** 31 - 1)
 
 
 def batches_per_epoch(num_samples, batch_size, last_batch):

@@ -21,7 +21,8 @@ import os
 import numpy as np
 
 from .transforms import PARAM_FIELDS, TrainTransform, ValTransform, decode_image, image_problem
-from .base import EmptyDatasetError, EpochLoader, batches_per_epoch, derive_seed
+from ..streams import stream_seed
+from .base import EmptyDatasetError, EpochLoader, batches_per_epoch
 from .workers import WorkerLoader
 
 __all__ = ['ShardBatchSampler', 'AugmentedDataset', 'ImageLoader']
@@ -68,7 +69,7 @@ class ShardBatchSampler(object):
         """Sample indices of this part in epoch ``epoch`` (numpy array)."""
         if not self.train:
             return np.arange(self.part_index, self.num_samples, self.num_parts)
-        order = np.random.RandomState(derive_seed(self.seed, epoch, 0)).permutation(
+        order = np.random.RandomState(stream_seed(self.seed, 'data_order', epoch)).permutation(
             self.num_samples)
         return order[self.part_index::self.num_parts][:self.part_size]
 
@@ -79,7 +80,7 @@ class ShardBatchSampler(object):
         """The list of batches (lists of keys) of epoch ``epoch``."""
         idx = self.indices(epoch)
         if self.train:
-            seeds = np.random.RandomState(derive_seed(self.seed, epoch, 1)).randint(
+            seeds = np.random.RandomState(stream_seed(self.seed, 'sample_seeds', epoch)).randint(
                 0, 2 ** 31 - 1, size=self.num_samples)
             keys = [(int(i), int(seeds[i])) for i in idx]
         else:

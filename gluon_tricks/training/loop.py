@@ -6,12 +6,13 @@ devices and batch sizes, the learning rate (linear scaling) and its schedule, th
 seeding, meters and log lines, the NaN policy, evaluation cadence, ``metrics.jsonl``,
 checkpoints and exact resume, SIGTERM/SIGINT, ``config.json`` and ``results.json``.
 
-Random streams. Every random choice derives from ``(--seed, epoch, stream, rank, batch)``
-(:func:`~gluon_tricks.data.derive_seed`), so a run resumed at any batch repeats exactly what
-the uninterrupted run did: the initial weights from stream :data:`STREAM_INIT`
-(``derive_seed(seed, 0)``, the same on every rank), and before every step MXNet's generator
-from :data:`STREAM_MXNET`, numpy's global generator and the step's own ``RandomState`` (the
-mixup lambdas) from :data:`STREAM_NUMPY`, Python's ``random`` from :data:`STREAM_PYTHON`.
+Random streams. Every random choice is drawn from a named stream of
+:data:`gluon_tricks.streams.STREAMS` seeded by ``(--seed, stream, position)``, so a run resumed
+at any batch repeats exactly what the uninterrupted run did: the initial weights from
+``init`` (the same on every rank), and before every step MXNet's generator from
+``step_mxnet``, numpy's global generator and the step's own ``RandomState`` (the mixup
+lambdas) from ``step_numpy``, Python's ``random`` from ``step_python``, each at
+``(epoch, rank, batch)``.
 
 NaN policy. A step returns its loss sums as device arrays; the loop keeps one small row per
 batch on the device and reads them once per log interval (no per-batch host
@@ -35,7 +36,7 @@ import mxnet as mx
 import numpy as np
 
 from ..checkpoint import CheckpointManager
-from ..data import derive_seed
+from ..streams import stream_seed
 from ..distributed import DistContext
 from ..errors import ConfigError, NonFiniteLossError
 from ..lr_scheduler import LRScheduler, resolve_lr
@@ -46,20 +47,17 @@ from ..runlog import (TrainingRun, _SignalFlag, append_jsonl, make_logger, prepa
                       write_config)
 from .task import Run
 
-__all__ = ['fit', 'seed_step', 'make_scheduler', 'Meter', 'STREAM_INIT', 'STREAM_MXNET',
-           'STREAM_NUMPY', 'STREAM_PYTHON']
+__all__ = ['fit', 'seed_step', 'make_scheduler', 'Meter']
 
-#: Named random streams (the ``stream`` of ``derive_seed(seed, epoch, stream, rank, batch)``).
-STREAM_INIT, STREAM_MXNET, STREAM_NUMPY, STREAM_PYTHON = 0, 1, 2, 3
 
 
 def seed_step(seed, epoch, rank, batch):
     """Seed MXNet, numpy and ``random`` for one step; returns the step's own numpy
-    ``RandomState`` (stream :data:`STREAM_NUMPY`, e.g. the mixup lambdas)."""
-    mx.random.seed(derive_seed(seed, epoch, STREAM_MXNET, rank, batch))
-    numpy_seed = derive_seed(seed, epoch, STREAM_NUMPY, rank, batch)
+    ``RandomState`` (stream ``step_numpy``, e.g. the mixup lambdas)."""
+    mx.random.seed(stream_seed(seed, 'step_mxnet', epoch, rank, batch))
+    numpy_seed = stream_seed(seed, 'step_numpy', epoch, rank, batch)
     np.random.seed(numpy_seed)
-    random.seed(derive_seed(seed, epoch, STREAM_PYTHON, rank, batch))
+    random.seed(stream_seed(seed, 'step_python', epoch, rank, batch))
     return np.random.RandomState(numpy_seed)
 
 
@@ -173,7 +171,7 @@ class _Loop(object):
         run.derived.update(lr=lr, global_batch=run.global_batch,
                            iters_per_epoch=run.iters_per_epoch)
         # the same initial weights for the same --seed (Horovod then broadcasts rank 0's)
-        init = derive_seed(cfg.run.seed, STREAM_INIT)
+        init = stream_seed(cfg.run.seed, 'init')
         mx.random.seed(init)
         np.random.seed(init % 2 ** 32)
         run.net = task.build_model(run)
