@@ -277,7 +277,8 @@ class CheckpointManager(object):
         keys = [key for key, entry in epochs if entry == latest]
         older = [entry for key, entry in epochs
                  if (not keys or key < keys[0]) and key[1] == 0 and entry != latest]
-        keep = set(older[len(older) - (self.keep_last - 1):] if self.keep_last > 1 else [])
+        keep = set(older[max(0, len(older) - (self.keep_last - 1)):] if self.keep_last > 1
+                   else [])
         keep.add(latest)
         for _, entry in epochs:
             if entry not in keep:

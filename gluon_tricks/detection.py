@@ -33,6 +33,7 @@ import numpy as np
 import mxnet as mx
 from mxnet.gluon import nn
 
+from .errors import ConfigError
 from .data.pipeline import ShardBatchSampler, WorkerLoader
 from .transfer import SeededDataset, load_backbone
 
@@ -76,11 +77,11 @@ def parse_voc_splits(text):
             continue
         year, _, name = item.partition('_')
         if not year.isdigit() or name not in ('train', 'val', 'trainval', 'test'):
-            raise ValueError('VOC split %r must look like 2007_trainval (YEAR_NAME, NAME one of '
+            raise ConfigError('VOC split %r must look like 2007_trainval (YEAR_NAME, NAME one of '
                              'train, val, trainval, test)' % item)
         splits.append((int(year), name))
     if not splits:
-        raise ValueError('no VOC split in %r' % (text,))
+        raise ConfigError('no VOC split in %r' % (text,))
     return splits
 
 
@@ -225,7 +226,7 @@ def train_loader(net, dataset, per_device_batch, num_devices, num_parts=1, part_
     sampler = ShardBatchSampler(len(dataset), per_device_batch * num_devices, True, num_parts,
                                 part_index, seed, last_batch='discard')
     if len(sampler) == 0:
-        raise ValueError('%d training images give no batch of %d on each of %d rank(s)'
+        raise ConfigError('%d training images give no batch of %d on each of %d rank(s)'
                          % (len(dataset), per_device_batch * num_devices, num_parts))
     loader = WorkerLoader(
         SeededDataset(dataset.transform(transform)), batch_sampler=sampler, name='the VOC images',
@@ -445,12 +446,12 @@ def check_voc_annotations(root, splits, classes=VOC_CLASSES):
             try:
                 tree = ET.parse(path)
             except ET.ParseError as err:
-                raise ValueError('VOC annotation %s is not valid XML (%s): fix or re-extract it '
+                raise ConfigError('VOC annotation %s is not valid XML (%s): fix or re-extract it '
                                  '(scripts/detection/prepare_voc.py)' % (path, err))
             for obj in tree.getroot().iter('object'):
                 cls = (obj.findtext('name') or '').strip()
                 if cls not in known:
-                    raise ValueError('VOC annotation %s has an object of unknown class %r; the '
+                    raise ConfigError('VOC annotation %s has an object of unknown class %r; the '
                                      '%d classes are %s' % (path, cls, len(classes),
                                                              ', '.join(classes)))
 

@@ -394,12 +394,15 @@ def run_main(fn, *args, **kwargs):
 
 
 def _is_user_error(exc):
-    """Errors that our own checks raise for bad flags, files, data or checkpoints (and NaN
-    losses): every :class:`~gluon_tricks.errors.UserError` (``CheckpointError``,
-    ``DiskFullError``, ``NonFiniteLossError``, ``Preempted`` ...), ``ValueError``,
-    ``OSError`` and ``SystemExit``."""
+    """Errors shown without a traceback: every :class:`~gluon_tricks.errors.UserError` (our
+    checks of flags, files, data and checkpoints, NaN losses, preemption), ``SystemExit``,
+    and the OS errors of a path the user gave (not found, no permission, a directory where a
+    file was expected or the reverse: their message names the path). Any other exception,
+    a ``ValueError`` or ``KeyError`` of our own code included, keeps its traceback: it is a
+    bug to report."""
     from .errors import UserError
-    return isinstance(exc, (UserError, ValueError, OSError, SystemExit))
+    return isinstance(exc, (UserError, SystemExit, FileNotFoundError, PermissionError,
+                            IsADirectoryError, NotADirectoryError, FileExistsError))
 
 
 def _report_failure(exc, code):

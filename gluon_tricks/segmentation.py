@@ -31,6 +31,7 @@ from mxnet.gluon.block import HybridBlock
 
 from gluoncv.model_zoo.fcn import FCN as _GluonCVFCN, _FCNHead
 
+from .errors import ConfigError
 from .data.pipeline import ShardBatchSampler, WorkerLoader
 from .transfer import SeededDataset, backbone_stages, load_backbone, stage_channels
 
@@ -173,7 +174,7 @@ def train_loader(dataset, batch_size, num_parts=1, part_index=0, seed=0, num_wor
     sampler = ShardBatchSampler(len(dataset), batch_size, True, num_parts, part_index, seed,
                                 last_batch='discard')
     if len(sampler) == 0:
-        raise ValueError('%d training images give no batch of %d on each of %d rank(s)'
+        raise ConfigError('%d training images give no batch of %d on each of %d rank(s)'
                          % (len(dataset), batch_size, num_parts))
     loader = WorkerLoader(SeededDataset(dataset), batch_sampler=sampler,
                           num_workers=num_workers, name='the ADE20K training images')

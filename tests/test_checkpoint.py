@@ -294,6 +294,16 @@ def test_keep_last_and_abandoned_epochs(tmp_path):
     assert manager.load_latest().state == {'e': 'new 1'}
 
 
+def test_keep_last_keeps_exactly_the_newest_n(tmp_path):
+    net, trainer = fp16_setup()
+    manager = CheckpointManager(str(tmp_path), keep_last=4)
+    for epoch in range(1, 7):
+        manager.save(epoch, net, trainer, {'e': epoch}, is_best=epoch == 2)
+    assert sorted(e for e in os.listdir(str(tmp_path)) if e.startswith('checkpoint-epoch')) == \
+        ['checkpoint-epoch%04d' % e for e in (3, 4, 5, 6)]
+    assert manager.load_best().epoch == 2      # the best copy outlives its epoch directory
+
+
 def test_mid_epoch_checkpoints_are_named_ordered_pruned_and_checksummed(tmp_path):
     net, trainer = fp16_setup()
     manager = CheckpointManager(str(tmp_path))

@@ -310,13 +310,16 @@ def main():
         sys.exit(3)
     if mode == 'bug':
         raise RuntimeError('internal bug')
-    raise ValueError('bad input')
+    if mode == 'valueerror':
+        raise ValueError('a bug of ours')
+    from gluon_tricks.errors import UserError
+    raise UserError('bad input')
 print('RET', run_main(main), flush=True)
 '''
 
 
 @pytest.mark.parametrize('mode,code', [('ok', 0), ('raise', 1), ('thread', 1), ('exit3', 3),
-                                       ('bug', 1)])
+                                       ('bug', 1), ('valueerror', 1)])
 def test_run_main(tmp_path, mode, code):
     # failures report the rank the launcher put in the environment (no Horovod initialized)
     env = {} if mode == 'ok' else {'HOROVOD_RANK': '3', 'HOROVOD_SIZE': '4'}
@@ -330,13 +333,14 @@ def test_run_main(tmp_path, mode, code):
         assert 'OK 0 1 [3, 4] (1, 0)' in out and 'RET 5' in out
     elif mode == 'exit3':
         assert '[gluon_tricks] rank 3/4 failed: SystemExit: 3' in out
-    elif mode == 'bug':
-        # an unexpected error keeps its traceback
-        assert '[gluon_tricks] rank 3/4 failed: RuntimeError: internal bug' in out
+    elif mode in ('bug', 'valueerror'):
+        # an unexpected error keeps its traceback, a ValueError of our code too
+        assert ('[gluon_tricks] rank 3/4 failed: RuntimeError: internal bug' in out or
+                '[gluon_tricks] rank 3/4 failed: ValueError: a bug of ours' in out)
         assert 'Traceback' in out and 'RET' not in out
     else:
         # a user error (bad flag, file or data) is reported without a traceback
-        assert '[gluon_tricks] rank 3/4 failed: ValueError: bad input' in out
+        assert '[gluon_tricks] rank 3/4 failed: UserError: bad input' in out
         assert 'Traceback' not in out and 'GLUON_TRICKS_TRACEBACK=1' in out
         assert 'RET' not in out
         assert seconds < 30   # the live non-daemon thread does not keep it alive

@@ -9,6 +9,7 @@ import pickle
 
 import mxnet as mx
 
+from ..errors import ConfigError
 from ..config import check_positive
 from ..data import ShardBatchSampler
 from ..detection import (build_faster_rcnn, evaluate, format_ap_table, parse_voc_splits,
@@ -118,7 +119,7 @@ class DetectionTask(Task):
             len(self.train_set), run.local_batch, True, run.dist.size, run.dist.rank,
             run.cfg.run.seed, last_batch='discard'))
         if len(self.loader) == 0:
-            raise ValueError('%d training images give no batch of %d on each of %d rank(s)'
+            raise ConfigError('%d training images give no batch of %d on each of %d rank(s)'
                              % (len(self.train_set), run.local_batch, run.dist.size))
         run.log('data: %d training images (%s), %d test images (%s); %d iterations of %d per '
                 'epoch' % (len(self.train_set), self.train_splits, len(self.val_set),

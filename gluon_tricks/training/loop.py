@@ -211,7 +211,10 @@ class _Loop(object):
                                         ('label smoothing', getattr(cfg.tricks, 'label_smoothing',
                                                                     False)),
                                         ('mixup', getattr(cfg.tricks, 'mixup', False)),
-                                        ('distillation', getattr(cfg.tricks, 'teacher', None)),
+                                        ('distillation from %s (%s)' % (
+                                            getattr(cfg.tricks, 'teacher', None),
+                                            getattr(cfg.tricks, 'teacher_params', None)),
+                                         getattr(cfg.tricks, 'teacher', None)),
                                         ('model EMA', getattr(cfg.tricks, 'model_ema', False)))
                   if on]
         self.log('training %s %s for %d epochs: global batch %d, lr %.4g (%s%s)%s; every '
