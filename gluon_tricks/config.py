@@ -29,7 +29,7 @@ __all__ = ['Section', 'ClassifierConfig', 'OptimConfig', 'TricksConfig', 'RunCon
 
 from .classifier_config import ClassifierConfig, TricksConfig
 from .data.options import DataConfig
-from .sections import Section, add_mode, check_positive
+from .sections import HelpFormatter, Section, add_mode, check_positive
 
 
 # ------------------------------------------------------------------------------ optimisation
@@ -315,7 +315,7 @@ def parse_config(task, argv=None, script='', description=None):
     ``parser.error`` (exit status 2, the message naming the flag)."""
     import argparse
     parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     TrainConfig.add_args(parser, task)
     parser.add_argument('--config', default=None, metavar='FILE',
                         help="start from a run's config.json: its settings become the "

@@ -385,6 +385,10 @@ def run_main(fn, *args, **kwargs):
     except SystemExit as e:
         if e.code in (None, 0):
             raise
+        if e.code == 2:   # argparse's usage error: it has printed the message already
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            os._exit(2)
         code = e.code if isinstance(e.code, int) else 1
         _report_failure(e, code)
     except KeyboardInterrupt as e:

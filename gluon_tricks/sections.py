@@ -1,8 +1,29 @@
 """The base of every configuration section: a dataclass whose fields are argparse dests."""
+import argparse
 import dataclasses
 import json
+import textwrap
 
-__all__ = ['Section', 'check_positive', 'add_mode']
+__all__ = ['Section', 'check_positive', 'add_mode', 'HelpFormatter', 'first_paragraph']
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """The scripts' ``--help``: "(default: X)" only where it says something (not for None or
+    False, nor where the help states its default), no line break inside a hyphenated flag."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or \
+                'default' in (action.help or ''):
+            return action.help
+        return super(HelpFormatter, self)._get_help_string(action)
+
+    def _split_lines(self, text, width):
+        return textwrap.wrap(' '.join(text.split()), width, break_on_hyphens=False)
+
+
+def first_paragraph(doc):
+    """A script's description: the first paragraph of its docstring, on one line."""
+    return ' '.join((doc or '').split('\n\n')[0].split())
 
 
 class Section(object):

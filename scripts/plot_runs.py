@@ -12,12 +12,13 @@ Examples::
 import argparse
 import os
 import sys
+from gluon_tricks.sections import first_paragraph
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=first_paragraph(__doc__))
     parser.add_argument('runs', nargs='+', help='run directories (or metrics.jsonl files)')
     parser.add_argument('-o', '--out', default='runs.png', help='PNG to write')
     parser.add_argument('--metrics', nargs='+', default=None,

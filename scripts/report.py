@@ -15,10 +15,11 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tools.report import ORDER, write_report  # noqa: E402
 from tools.report.write import shell_command  # noqa: E402
+from gluon_tricks.sections import first_paragraph
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=first_paragraph(__doc__))
     parser.add_argument('--runs', required=True, help='RUNS_DIR of the table scripts')
     parser.add_argument('--out', required=True, help='output folder for Markdown and PNG files')
     parser.add_argument('--only', default='',

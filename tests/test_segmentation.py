@@ -272,7 +272,7 @@ for rank in range(2):
     loader = segmentation.val_loader(val, 2, num_parts=2, part_index=rank)
     metric = segmentation.SegmentationMetric(150)
     images = segmentation.evaluate(net, loader, [mx.cpu()], metric)['images']
-    out.append({'batches': [list(b) for b in loader._batch_sampler], 'images': images,
+    out.append({'batches': [list(b) for b in loader.batch_sampler], 'images': images,
                 'state': metric.state().tolist()})
 print(json.dumps(out))
 """

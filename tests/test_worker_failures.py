@@ -320,3 +320,17 @@ def test_the_default_row_limit_cannot_cut_a_row_that_trains():
     exp = plan(['table2'], 'full')[0][1]
     assert row_time_limit(exp, 'full', S.PROXY) == 0          # no estimate: silence only
     assert row_time_limit(exp, 'full', S.PROXY, 5) == 5
+
+
+def test_a_fifo_in_a_class_folder_is_named_not_waited_on(tmp_path):
+    """A named pipe called like an image: reading it would block forever even with -j 0."""
+    from gluon_tricks.data import CorruptImageError
+    from gluon_tricks.data.folder import FolderSource
+    os.makedirs(str(tmp_path / 'a'))
+    fifo = str(tmp_path / 'a' / 'pipe.jpg')
+    os.mkfifo(fifo)
+
+    class Folder(object):
+        items = [(fifo, 0)]
+    with pytest.raises(CorruptImageError, match='pipe.jpg.*not a regular file'):
+        FolderSource(Folder()).read(0)

@@ -5,6 +5,7 @@ per-sample seeds, the transforms of :mod:`.transforms`); only the source of the 
 differs.
 """
 import os
+import stat
 
 from .transforms import AugmentConfig
 from .base import CorruptImageError, EmptyDatasetError, LabelError
@@ -78,10 +79,14 @@ class FolderSource(object):
     def read(self, index):
         path, label = self.items[index]
         try:
-            with open(path, 'rb') as f:
-                return label, f.read()
+            regular = stat.S_ISREG(os.stat(path).st_mode)
+            if regular:
+                with open(path, 'rb') as f:
+                    return label, f.read()
         except OSError as e:
             raise self.corrupt(index, str(e))
+        # a FIFO would block the read forever
+        raise self.corrupt(index, 'not a regular file (a FIFO, device or directory)')
 
     def corrupt(self, index, reason):
         return CorruptImageError('cannot decode image %r (sample %d): %s'

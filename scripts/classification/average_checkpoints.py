@@ -28,6 +28,7 @@ import os
 
 import numpy as np
 
+from gluon_tricks.sections import first_paragraph
 from gluon_tricks.averaging import (AveragingError, average_params, entry_of, select_checkpoints,
                                     write_params)
 
@@ -39,7 +40,7 @@ def _inside_checkpoint(path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=first_paragraph(__doc__))
     parser.add_argument('inputs', nargs='*', metavar='CHECKPOINT',
                         help='checkpoint directories (checkpoint-epochNNNN) or .params files '
                              'to average (instead of --run)')

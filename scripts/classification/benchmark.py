@@ -41,6 +41,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from gluon_tricks.sections import HelpFormatter
 from gluon_tricks.model_zoo import get_model_list  # noqa: E402
 from tools.benchmark.loops import gluoncv_model_list  # noqa: E402
 from tools.benchmark.machine import machine_info  # noqa: E402
@@ -56,7 +57,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description='Benchmark the training loop against GluonCV\'s, the RecordIO pipeline and '
                     'exported inference.',
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument('--model', default='resnet50_v1d', help='get_model name (ours and GluonCV\'s)')
     p.add_argument('--batch-size', type=int, default=16, help='batch per device')
     p.add_argument('--input-size', type=int, default=224, help='network input size')

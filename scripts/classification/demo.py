@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 
+from gluon_tricks.sections import first_paragraph
 from gluon_tricks.data import make_digits_dataset
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,7 +43,7 @@ def run(cmd, quiet=False):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=first_paragraph(__doc__))
     parser.add_argument('--out', default='demo_out', help='working folder')
     parser.add_argument('--model', default='resnet18_v1d', help='get_model name')
     parser.add_argument('--num-epochs', type=int, default=12, help='training epochs')

@@ -28,14 +28,15 @@ import time
 
 import numpy as np
 
+from gluon_tricks.sections import HelpFormatter, first_paragraph
 from gluon_tricks import data as gdata
 from gluon_tricks.errors import UserError
 from gluon_tricks.inference import open_classifier
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=first_paragraph(__doc__),
+                                     formatter_class=HelpFormatter)
     parser.add_argument('source',
                         help='an .onnx file, an MXNet export prefix, a checkpoint directory '
                              '(net.params + state.json) or a training run directory')

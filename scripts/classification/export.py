@@ -27,6 +27,7 @@ enable_amx()  # AMX for bfloat16/INT8 exports where the CPU has it
 import argparse
 import os
 
+from gluon_tricks.sections import first_paragraph
 from gluon_tricks.errors import UserError
 from gluon_tricks.export import export_model
 from gluon_tricks.inference import default_input_size, reconcile, resolve_checkpoint
@@ -57,7 +58,7 @@ def check_parity(net, onnx_path, input_size, batch=2, seed=0):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=first_paragraph(__doc__))
     parser.add_argument('--model', default=None,
                         help='get_model name, e.g. resnet50_v1d (default: the run\'s)')
     parser.add_argument('--params', required=True,

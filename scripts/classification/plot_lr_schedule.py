@@ -14,11 +14,12 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
+from gluon_tricks.sections import first_paragraph
 from gluon_tricks.lr_scheduler import LRScheduler, resolve_lr
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=first_paragraph(__doc__))
     parser.add_argument('--batch-size', type=int, default=1024,
                         help='global batch size; lr = 0.1 x batch / 256 (default 1024)')
     parser.add_argument('--num-epochs', type=int, default=120, help='epochs (default 120)')

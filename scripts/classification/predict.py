@@ -36,6 +36,7 @@ import sys
 
 import numpy as np
 
+from gluon_tricks.sections import first_paragraph
 from gluon_tricks.data import IMAGE_EXTENSIONS, CorruptImageError, load_image
 from gluon_tricks.errors import UserError
 from gluon_tricks.inference import open_classifier
@@ -104,7 +105,7 @@ def write_json(path, rows):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=first_paragraph(__doc__))
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument('--model-file', dest='source',
                      help='an .onnx file, an MXNet export prefix, a checkpoint directory '

@@ -28,6 +28,7 @@ import sys
 import textwrap
 import time
 
+from gluon_tricks.sections import first_paragraph
 from gluon_tricks import data as gdata
 from gluon_tricks.errors import UserError
 
@@ -56,7 +57,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def parse_args(argv=None):
     """Command-line flags."""
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+    p = argparse.ArgumentParser(description=first_paragraph(__doc__),
                                 formatter_class=HelpFormatter)
     p.add_argument('--data-dir', required=True,
                    help='folder holding the train and val folders')

@@ -11,6 +11,7 @@ configure_threads()  # OpenMP threads, before MXNet starts
 import argparse
 import json
 
+from gluon_tricks.sections import first_paragraph
 from gluon_tricks.model_zoo import get_model_list
 from gluon_tricks.model_zoo.summary import PAPER_TABLE5, summarize
 
@@ -18,7 +19,7 @@ TABLE5 = 'resnet50_v1,resnet50_v1b,resnet50_v1c,resnet50_v1d,mobilenet1.0,incept
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=first_paragraph(__doc__))
     parser.add_argument('--models', default=TABLE5,
                         help='comma-separated get_model names (default: %(default)s)')
     parser.add_argument('--input-size', type=int, default=None,

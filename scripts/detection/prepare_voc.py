@@ -23,12 +23,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from tools.datasets.archives import ArchiveError, read_md5_file  # noqa: E402
 from tools.datasets.voc import prepare_voc  # noqa: E402
+from gluon_tricks.sections import HelpFormatter, first_paragraph
 
 
 def parse_args(argv=None):
     """Command-line flags."""
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=first_paragraph(__doc__),
+                                formatter_class=HelpFormatter)
     p.add_argument('--archives', required=True, help='folder holding the three VOC .tar files')
     p.add_argument('--out', default=os.path.join('~', '.mxnet', 'datasets', 'voc'),
                    help='output root (train_faster_rcnn.py --data-dir)')

@@ -23,12 +23,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from tools.datasets.ade20k import prepare_ade20k  # noqa: E402
 from tools.datasets.archives import ArchiveError  # noqa: E402
+from gluon_tricks.sections import HelpFormatter, first_paragraph
 
 
 def parse_args(argv=None):
     """Command-line flags."""
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=first_paragraph(__doc__),
+                                formatter_class=HelpFormatter)
     p.add_argument('--archive', required=True, help='path of ADEChallengeData2016.zip')
     p.add_argument('--out', default=os.path.join('~', '.mxnet', 'datasets', 'ade'),
                    help='output root (train_fcn.py --data-dir)')

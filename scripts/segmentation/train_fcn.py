@@ -20,13 +20,14 @@ from gluon_tricks.threads import configure_threads
 configure_threads()  # OpenMP threads, before MXNet starts
 
 from gluon_tricks.config import parse_config
+from gluon_tricks.sections import first_paragraph
 from gluon_tricks.distributed import run_main
 from gluon_tricks.training import fit
 
 
 def parse_args(argv=None):
     """The flags as a checked :class:`~gluon_tricks.config.TrainConfig`."""
-    return parse_config('segmentation', argv, __file__, __doc__.split('\n')[0])
+    return parse_config('segmentation', argv, __file__, first_paragraph(__doc__))
 
 
 def main(argv=None):
