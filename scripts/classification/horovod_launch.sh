@@ -15,7 +15,10 @@
 #   #   host1 slots=8
 #   #   host2 slots=8
 #   # (the repository, venv and DATA_DIR at the same paths on every host, passwordless ssh
-#   # between them; horovodrun -np 16 -hostfile hosts ...)
+#   # between them; horovodrun -np 16 -hostfile hosts ...). SAVE_DIR need not be shared:
+#   # only rank 0 writes it, and on --resume rank 0 reads the checkpoint and broadcasts it.
+#   # A scheduler that shows each rank only its own GPU (CUDA_VISIBLE_DEVICES per rank) works
+#   # too: a rank that sees one GPU uses gpu(0).
 #   NP=16 HOSTFILE=hosts DATA_DIR=/shared/imagenet/rec scripts/classification/horovod_launch.sh
 #
 #   # anything after the script name goes to train_imagenet.py, e.g. the section 5 tricks:
