@@ -2,8 +2,6 @@
 kept checkpoints (--keep-checkpoints), from the command line on the test digits."""
 import os
 import shutil
-import subprocess
-import sys
 
 import mxnet as mx
 import numpy as np
@@ -12,19 +10,16 @@ import pytest
 from gluon_tricks.finetune import FineTuneError, load_initial
 from gluon_tricks.model_zoo import get_model
 
+from scripts_runner import run_script  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, 'scripts', 'classification', 'train_imagenet.py')
-ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
 COMMON = ['--model', 'resnet18_v1b', '--input-size', 32, '--crop-ratio', 0.8,
           '--batch-size', 16, '-j', 0, '--lr-mode', 'cosine', '--progress', 'log']
 
 
 def _train(*args, check=True):
-    proc = subprocess.run([sys.executable, TRAIN] + [str(a) for a in args], capture_output=True,
-                          text=True, timeout=600, env=ENV)
-    if check:
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
+    return run_script(TRAIN, *args, check=check)
 
 
 def _params(path):

@@ -10,24 +10,18 @@ import json
 import os
 import shutil
 import stat
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from scripts_runner import run_script  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, 'scripts', 'classification')
-ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
 
 
 def _script(name, *args, check=True, umask=None):
-    proc = subprocess.run([sys.executable, os.path.join(SCRIPTS, name)] + [str(a) for a in args],
-                          capture_output=True, text=True, timeout=600, env=ENV,
-                          preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
-    if check:
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
+    return run_script(name, *args, check=check, umask=umask)
 
 
 @pytest.fixture(scope='module')

@@ -11,8 +11,6 @@ import hashlib
 import json
 import os
 import pickle
-import subprocess
-import sys
 
 import mxnet as mx
 import pytest
@@ -23,17 +21,14 @@ from gluon_tricks.errors import ResumeConfigError
 from gluon_tricks.optim import make_trainer, optimizer_params
 from gluon_tricks.lr_scheduler import LRScheduler
 
+from scripts_runner import run_script  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, 'scripts', 'classification', 'train_imagenet.py')
-ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
 
 
 def _train(*args, check=True):
-    proc = subprocess.run([sys.executable, TRAIN] + [str(a) for a in args], capture_output=True,
-                          text=True, timeout=600, env=ENV)
-    if check:
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
+    return run_script(TRAIN, *args, check=check)
 
 
 @pytest.fixture(scope='module')

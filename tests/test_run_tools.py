@@ -6,22 +6,17 @@ defaults): a tool that ignored the run's ``config.json`` would evaluate at the w
 """
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
+from scripts_runner import run_script  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, 'scripts', 'classification')
-ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
 
 
 def _script(name, *args, check=True):
-    proc = subprocess.run([sys.executable, os.path.join(SCRIPTS, name)] + [str(a) for a in args],
-                          capture_output=True, text=True, timeout=600, env=ENV)
-    if check:
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
+    return run_script(name, *args, check=check)
 
 
 @pytest.fixture(scope='module')

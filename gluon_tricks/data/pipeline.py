@@ -123,8 +123,10 @@ class AugmentedDataset(object):
 
     def __getitem__(self, key):
         if self._pid != os.getpid():       # a worker process: one OpenCV thread each
-            import cv2
-            cv2.setNumThreads(1)
+            from . import workers
+            if not workers.IN_WORKER:       # ours run OpenCV sequentially already
+                import cv2
+                cv2.setNumThreads(1)
             self._pid = os.getpid()
         index, seed = key if isinstance(key, tuple) else (key, None)
         label, buf = self._source.read(index)

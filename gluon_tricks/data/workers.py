@@ -26,6 +26,7 @@ import multiprocessing.util  # its atexit hook (joining children) must run after
 import os
 import pickle
 import signal
+import sys
 import time
 import traceback
 import weakref
@@ -171,9 +172,16 @@ def _exit_with_parent(parent):
         os._exit(1)
 
 
+#: True in a worker process of this module. Such a worker must not reconfigure OpenCV's
+#: threads: it was forked with OpenCV set to run sequentially (see :class:`_Workers`).
+IN_WORKER = False
+
+
 def _worker_main(dataset, batchify_fn, tasks, results, others, parent, np_state):
     """A worker: ``(index, keys)`` tasks in, ``b'B' + batch`` or ``b'E' + error`` out, until a
     ``None`` task or the end of the task pipe."""
+    global IN_WORKER
+    IN_WORKER = True                # OpenCV runs sequentially here (set before the fork)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))
@@ -204,6 +212,25 @@ def _worker_main(dataset, batchify_fn, tasks, results, others, parent, np_state)
             return
 
 
+def _settle_engine():
+    """Wait for MXNet's pending operations before a fork. MXNet's fork handler does the
+    same (``atfork_prepare``: ``WaitForAll``) and, when an earlier asynchronous operation
+    failed, ends the process with ``std::terminate`` (an abort, no message); waiting here
+    first turns that failure into a Python error, raised again after it is seen once."""
+    import mxnet as mx
+    try:
+        mx.nd.waitall()
+    except mx.base.MXNetError as err:
+        from ..errors import mxnet_error_line
+        try:
+            mx.nd.waitall()       # the engine has handed its failure over: the fork is safe
+        except mx.base.MXNetError:
+            raise err
+        import warnings
+        warnings.warn('an earlier MXNet operation failed before the data workers started: %s'
+                      % mxnet_error_line(err))
+
+
 class _Workers(object):
     """The worker processes of a loader: batch ``k`` of a pass goes to worker ``k % size``."""
 
@@ -214,6 +241,14 @@ class _Workers(object):
         self.procs, self.tasks, self.results, self.pending = [], [], [], {}
         self.closed = self.busy = False
         ours = []
+        _settle_engine()
+        cv2 = sys.modules.get('cv2')
+        # OpenCV's thread pool is not fork-safe: a child whose parent had pool threads hangs
+        # in its first cv2.setNumThreads/parallel call (it joins threads it did not inherit).
+        # The parent drops its pool for the fork and gets it back afterwards.
+        cv2_threads = cv2.getNumThreads() if cv2 is not None else None
+        if cv2 is not None:
+            cv2.setNumThreads(0)
         # a signal arriving while a worker forks stays pending for this process (the worker
         # starts with it blocked and nothing pending, then ignores it)
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
@@ -237,6 +272,8 @@ class _Workers(object):
             raise
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            if cv2 is not None:
+                cv2.setNumThreads(cv2_threads)
         _LIVE.add(self)
 
     def send(self, index, keys):

@@ -25,10 +25,9 @@ import argparse
 import os
 import shutil
 import sys
-import textwrap
 import time
 
-from gluon_tricks.sections import first_paragraph
+from gluon_tricks.sections import HelpFormatter, first_paragraph
 from gluon_tricks import data as gdata
 from gluon_tricks.errors import UserError
 
@@ -38,21 +37,6 @@ _SPLIT_FILES = ('.lst', '.rec', '.idx', '.rec.verified')
 
 class PrepareError(UserError, ValueError):
     """The data cannot be packed as it is; the message names the files and what to do."""
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """argparse's "(default: X)" only where it says something: not for flags without a
-    default (None, False) nor where the help text already states its default; lines are
-    not broken inside hyphenated words such as ``--skip-bad``."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False or \
-                'default' in (action.help or ''):
-            return action.help
-        return super(HelpFormatter, self)._get_help_string(action)
-
-    def _split_lines(self, text, width):
-        return textwrap.wrap(' '.join(text.split()), width, break_on_hyphens=False)
 
 
 def parse_args(argv=None):

@@ -1,0 +1,21 @@
+"""Running the project's scripts as a user does, from the tests: one subprocess helper."""
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = os.path.join(REPO, 'scripts', 'classification')
+#: one OpenMP thread (tests run side by side on small machines), the checkout importable
+ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
+
+
+def run_script(name, *args, check=True, env=None, umask=None, timeout=600):
+    """Run ``scripts/classification/<name>`` (or a path) with ``args``; assert it succeeded
+    unless ``check`` is false; return the ``CompletedProcess`` (text output)."""
+    path = name if os.path.isabs(name) else os.path.join(SCRIPTS, name)
+    proc = subprocess.run([sys.executable, path] + [str(a) for a in args], capture_output=True,
+                          text=True, timeout=timeout, env=env or ENV,
+                          preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
