@@ -660,3 +660,16 @@ def test_proxy_fits_about_an_hour_on_two_cores():
     # Inception-V3 distilled from a ResNet-34-D at 32 px costs less than at 75 px
     inc = dict((e.name, e) for _, e in items)['inception-distill']
     assert row_seconds(inc) < row_seconds(inc.set(teacher_input_size=75))
+
+
+def test_a_torn_metrics_line_marks_its_row_and_the_report_goes_on(tmp_path):
+    """One run whose metrics.jsonl was cut by a crash: that row says so, the others read."""
+    from tools.report.runs import RunInfo
+    good, torn = tmp_path / 'good', tmp_path / 'torn'
+    for d in (good, torn):
+        d.mkdir()
+    (good / 'metrics.jsonl').write_text('{"epoch": 1, "top1": 0.5}\n')
+    (torn / 'metrics.jsonl').write_text('{"epoch": 1, "top1": 0.5}\n{"epoch": 2, "to')
+    assert RunInfo('good', str(good)).status == 'finished'    # no config: no total to reach
+    bad = RunInfo('torn', str(torn))
+    assert bad.status.startswith('metrics.jsonl damaged') and 'line 2' in bad.problem

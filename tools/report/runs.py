@@ -12,7 +12,7 @@ import json
 import os
 import re
 
-from gluon_tricks.runlog import read_metrics
+from gluon_tricks.runlog import MetricsError, read_metrics
 
 __all__ = ['RunInfo', 'read_run', 'flatten', 'seed_runs', 'percent']
 
@@ -68,9 +68,14 @@ class RunInfo(object):
         self.name, self.path = name, path
         self.exists = os.path.isdir(path)
         self.metrics, self.config, self.results = [], {}, {}
+        #: why the run's metrics cannot be read (a torn or repeated line), or None
+        self.problem = None
         if not self.exists:
             return
-        self.metrics = read_metrics(os.path.join(path, 'metrics.jsonl'))
+        try:
+            self.metrics = read_metrics(os.path.join(path, 'metrics.jsonl'))
+        except MetricsError as err:     # this row says so; the rest of the report goes on
+            self.problem = str(err)
         config = _read_json(os.path.join(path, 'config.json'))
         self.config = flatten(config) if isinstance(config, dict) else \
             _checkpoint_config(path)
@@ -104,7 +109,10 @@ class RunInfo(object):
 
     @property
     def status(self):
-        """``'not run'``, ``'k/N epochs'`` (unfinished) or ``'finished'``."""
+        """``'not run'``, ``'k/N epochs'`` (unfinished), ``'finished'``, or ``'metrics.jsonl
+        damaged'`` (:attr:`problem` says where and how to repair it)."""
+        if self.problem:
+            return 'metrics.jsonl damaged (resume the run to repair it)'
         if not self.metrics:
             return 'not run'
         if self.finished:
