@@ -1,9 +1,10 @@
 """The distributed layer (gluon_tricks.distributed) with real Horovod ranks.
 
-Two ranks are started with ``horovodrun -np 2 --gloo`` on CPU (tests/dist_worker.py holds the
-worker code); every launch has a timeout, and a launch that runs past it is terminated and
-fails its test instead of blocking the suite.  Horovod is part of the test environment
-(``make test`` builds it with ``make horovod``): when it is missing these tests fail.
+Two ranks are started with ``horovodrun -np 2 --gloo`` on CPU (tests/helpers/dist_worker.py
+holds the worker code); every launch has a timeout, and a launch that runs past it is
+terminated and fails its test instead of blocking the suite.  Horovod is part of the test
+environment (``make test`` builds it with ``make horovod``): when it is missing these tests
+fail.
 """
 import json
 import os
@@ -20,7 +21,7 @@ from mxnet import autograd, gluon
 from gluon_tricks.distributed import DistContext
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORKER = os.path.join(ROOT, 'tests', 'dist_worker.py')
+WORKER = os.path.join(ROOT, 'tests', 'helpers', 'dist_worker.py')
 LAUNCH_SH = os.path.join(ROOT, 'scripts', 'classification', 'horovod_launch.sh')
 HOROVODRUN = os.path.join(os.path.dirname(sys.executable), 'horovodrun')
 LAUNCH_TIMEOUT = 120     # seconds; one launch takes about 5 s here

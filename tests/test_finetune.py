@@ -10,7 +10,7 @@ import pytest
 from gluon_tricks.finetune import FineTuneError, load_initial
 from gluon_tricks.model_zoo import get_model
 
-from scripts_runner import run_script  # noqa: E402
+from helpers.scripts_runner import run_script  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, 'scripts', 'classification', 'train_imagenet.py')

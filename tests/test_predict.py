@@ -14,7 +14,7 @@ import stat
 import numpy as np
 import pytest
 
-from scripts_runner import run_script  # noqa: E402
+from helpers.scripts_runner import run_script  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, 'scripts', 'classification')

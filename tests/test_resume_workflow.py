@@ -21,7 +21,7 @@ from gluon_tricks.errors import ResumeConfigError
 from gluon_tricks.optim import make_trainer, optimizer_params
 from gluon_tricks.lr_scheduler import LRScheduler
 
-from scripts_runner import run_script  # noqa: E402
+from helpers.scripts_runner import run_script  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, 'scripts', 'classification', 'train_imagenet.py')

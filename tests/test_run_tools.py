@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from scripts_runner import run_script  # noqa: E402
+from helpers.scripts_runner import run_script  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, 'scripts', 'classification')

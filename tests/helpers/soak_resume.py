@@ -4,7 +4,7 @@ the parameters of an uninterrupted run, bit for bit, and one metrics line per ep
 
 Not part of the test suite (it takes minutes); run it by hand::
 
-    MXNET_MKLDNN_ENABLED=0 python tests/soak_resume.py --interrupts 20 --seed 1
+    MXNET_MKLDNN_ENABLED=0 python tests/helpers/soak_resume.py --interrupts 20 --seed 1
 
 It builds the digits RecordIO set of the tests (nothing downloaded) unless ``--data-dir``
 names one. oneDNN is switched off in the training processes (bit-exact comparison, see
@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN = os.path.join(REPO, 'scripts', 'classification', 'train_imagenet.py')
 sys.path.insert(0, REPO)
 

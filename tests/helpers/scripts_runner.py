@@ -3,7 +3,7 @@ import os
 import subprocess
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPTS = os.path.join(REPO, 'scripts', 'classification')
 #: one OpenMP thread (tests run side by side on small machines), the checkout importable
 ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)

@@ -1,9 +1,9 @@
 """Worker for tests/test_distributed.py: run under `horovodrun -np 2 --gloo` (or plain python).
 
-    python tests/dist_worker.py single OUT      # one process: batch 2b on one device, and
-                                               # 2 CPU devices x b (multi-device path)
-    horovodrun -np 2 --gloo python tests/dist_worker.py ranks OUT   # two ranks x b
-    horovodrun -np 2 --gloo python tests/dist_worker.py fail OUT [--thread] [--no-wrap]
+    python tests/helpers/dist_worker.py single OUT   # one process: batch 2b on one device,
+                                                    # and 2 CPU devices x b (multi-device path)
+    horovodrun -np 2 --gloo python tests/helpers/dist_worker.py ranks OUT   # two ranks x b
+    horovodrun -np 2 --gloo python tests/helpers/dist_worker.py fail OUT [--thread] [--no-wrap]
 
 (``fail --thread --no-wrap`` hangs until killed: without run_main the failing rank cannot exit
 while a non-daemon thread lives, and the other rank waits in its collective forever.)
