@@ -10,6 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from gluon_tricks.data import make_digits_dataset, pack_class_folder
 from gluon_tricks.precision import bfloat16_cpu_support
+from helpers.data_trees import DIGITS_SIZE, write_color_tree
 
 PER_CLASS_TRAIN, PER_CLASS_VAL = 16, 5
 
@@ -48,3 +49,44 @@ def rec_dir(tmp_path_factory):
         pack_class_folder(str(small / split), str(out / split), shuffle=split == 'train',
                           resize=0, encoding='.png', quality=3, progress=False)
     return str(out)
+
+
+# ------------------------------------------------------- the data of tests/test_data_*.py
+# Built once per session; the tests only read them (a test that changes files copies them).
+
+@pytest.fixture(scope='session')
+def color_tree(tmp_path_factory):
+    """Three class folders (cat, ant, bee) of 5 constant-color 40x48 PNGs each:
+    ``(root, {relative path: (index, rgb)})`` (:func:`helpers.data_trees.write_color_tree`)."""
+    root = str(tmp_path_factory.mktemp('color_tree'))
+    files = write_color_tree(root)
+    return root, files
+
+
+@pytest.fixture(scope='session')
+def color_rec(color_tree, tmp_path_factory):
+    """:func:`color_tree` packed, shuffled, into ``train.rec``: ``(PackResult, classes)``."""
+    root, files = color_tree
+    out = str(tmp_path_factory.mktemp('color_rec'))
+    res, classes = pack_class_folder(root, os.path.join(out, 'train'), shuffle=True, seed=3,
+                                     encoding='.png', quality=3, progress=False)
+    return res, classes
+
+
+@pytest.fixture(scope='session')
+def digits(tmp_path_factory):
+    """The demo's digits data at 40 px: 1,437 training and 360 validation images."""
+    out = str(tmp_path_factory.mktemp('digits'))
+    return make_digits_dataset(out, image_size=DIGITS_SIZE)
+
+
+@pytest.fixture(scope='session')
+def digits_rec(digits, tmp_path_factory):
+    """:func:`digits` packed into ``train.rec`` and ``val.rec``: ``(train, val)`` PackResults."""
+    out = str(tmp_path_factory.mktemp('digits_rec'))
+    train, classes = pack_class_folder(digits.train_dir, os.path.join(out, 'train'),
+                                       encoding='.png', quality=3, num_workers=2,
+                                       progress=False)
+    val, _ = pack_class_folder(digits.val_dir, os.path.join(out, 'val'), classes=classes,
+                               shuffle=False, encoding='.png', quality=3, progress=False)
+    return train, val
