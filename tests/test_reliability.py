@@ -1,9 +1,9 @@
-"""Nothing lost, nothing silent (issue 12): the shared run helpers of the three training
-scripts (gluon_tricks.runlog, checkpoint, distributed) against user mistakes, damaged
-checkpoints, full disks and signals.
+"""Nothing lost, nothing silent: the shared run helpers of the three training scripts
+(gluon_tricks.runlog, checkpoint, distributed) against user mistakes, damaged checkpoints,
+full disks and signals.
 
-Each test names the item of the issue it covers. The bit-exact comparisons run the scripts in
-subprocesses with oneDNN off (MXNET_MKLDNN_ENABLED=0), as tests/test_train.py explains.
+The bit-exact comparisons run the scripts in subprocesses with oneDNN off
+(MXNET_MKLDNN_ENABLED=0), as tests/test_train.py explains.
 """
 import importlib.util
 import json
@@ -125,8 +125,8 @@ def _resume(save_dir, config=None, best_key='top1'):
     return state, logs
 
 
-# ------------------------------------------------------------------ item 1: forgotten --resume
-def test_item1_new_run_into_a_used_save_dir_is_refused_before_any_work(tmp_path):
+# ------------------------------------------------------------------ a forgotten --resume
+def test_new_run_into_a_used_save_dir_is_refused_before_any_work(tmp_path):
     used = tmp_path / 'used'
     _run_with_checkpoints(used, [0.3, 0.5])
     before = sorted(os.listdir(str(used)))
@@ -154,7 +154,7 @@ def test_item1_new_run_into_a_used_save_dir_is_refused_before_any_work(tmp_path)
     assert runlog.prepare_save_dir(str(tmp_path / 'log-only')) is None
 
 
-def test_item1_overwrite_moves_the_earlier_run_aside(tmp_path):
+def test_overwrite_moves_the_earlier_run_aside(tmp_path):
     used = tmp_path / 'used'
     _run_with_checkpoints(used, [0.3, 0.5])
     (used / 'train.log').write_text('old log\n')
@@ -169,8 +169,8 @@ def test_item1_overwrite_moves_the_earlier_run_aside(tmp_path):
     assert CheckpointManager(str(used / aside[0])).load_best().epoch == 2
 
 
-# ------------------------------------------------------------------ item 2: lost pointer
-def test_item2_resume_finds_the_newest_checkpoint_without_the_pointer(tmp_path):
+# ------------------------------------------------------------------ a lost checkpoint pointer
+def test_resume_finds_the_newest_checkpoint_without_the_pointer(tmp_path):
     net, _, _ = _run_with_checkpoints(tmp_path, [0.3, 0.5, 0.4])
     expect = {k: v.data().asnumpy() for k, v in net._collect_params_with_prefix().items()}
     os.remove(str(tmp_path / 'checkpoint-latest.json'))
@@ -189,7 +189,7 @@ def test_item2_resume_finds_the_newest_checkpoint_without_the_pointer(tmp_path):
         np.testing.assert_array_equal(v.data().asnumpy(), expect[k])
 
 
-def test_item2_scan_ignores_incomplete_directories(tmp_path):
+def test_checkpoint_scan_ignores_incomplete_directories(tmp_path):
     _run_with_checkpoints(tmp_path, [0.3])
     manager = CheckpointManager(str(tmp_path), keep_last=1)
     # a newer directory without its state.json (not made by save; e.g. copied by hand)
@@ -198,8 +198,8 @@ def test_item2_scan_ignores_incomplete_directories(tmp_path):
     assert manager.load_latest().epoch == 1
 
 
-# ------------------------------------------------------------------ item 3: stale best
-def test_item3_resume_repairs_a_stale_best_link(tmp_path, monkeypatch):
+# ------------------------------------------------------------------ a stale best link
+def test_resume_repairs_a_stale_best_link(tmp_path, monkeypatch):
     _run_with_checkpoints(tmp_path, [0.3, 0.5], crash_best_at=2, monkeypatch=monkeypatch)
     manager = CheckpointManager(str(tmp_path))
     assert manager.load_latest().epoch == 2 and manager.load_best().epoch == 1   # stale
@@ -211,8 +211,8 @@ def test_item3_resume_repairs_a_stale_best_link(tmp_path, monkeypatch):
         'checkpoint-latest.json', 'metrics.jsonl']
 
 
-# ------------------------------------------------------------------ item 4: one line per epoch
-def test_item4_metrics_hold_one_line_per_epoch_after_resume(tmp_path):
+# ------------------------------------------------------------------ one metrics line per epoch
+def test_metrics_hold_one_line_per_epoch_after_resume(tmp_path):
     _run_with_checkpoints(tmp_path, [0.3, 0.5])
     path = tmp_path / 'metrics.jsonl'
     # killed during the save of epoch 3 (line written, checkpoint not), then the first try
@@ -233,8 +233,8 @@ def test_item4_metrics_hold_one_line_per_epoch_after_resume(tmp_path):
         runlog.read_metrics(str(path))
 
 
-# ------------------------------------------------------------------ item 9: full disk
-def test_item9_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+# ------------------------------------------------------------------ a full disk
+def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     net, trainer, manager = _run_with_checkpoints(tmp_path, [0.3])
     before = sorted(os.listdir(str(tmp_path)))
 
@@ -268,7 +268,8 @@ def _run_main_snippet(body, tmp_path):
                           text=True, timeout=120, cwd=REPO)
 
 
-def test_item9_and_17_full_disk_and_damaged_checkpoint_exit_without_traceback(tmp_path):
+def test_full_disk_and_damaged_checkpoint_exit_without_traceback_a_bug_with_one(
+        tmp_path):
     """Through run_main, as the scripts end: a message, a non-zero exit, no traceback."""
     proc = _run_main_snippet('''
 import mxnet as mx
@@ -288,7 +289,7 @@ run_main(main)
     assert proc.returncode == 1
     assert 'no space left on the device holding %s' % (tmp_path / 'run') in proc.stderr
     assert 'Traceback' not in proc.stderr and 'DiskFullError' in proc.stderr
-    # item 17/19: a damaged checkpoint is named, without a traceback
+    # a damaged checkpoint is named, without a traceback
     params = tmp_path / 'run' / 'checkpoint-epoch0001' / 'net.params'
     data = bytearray(params.read_bytes())
     data[-64:] = bytes(64)
@@ -311,8 +312,8 @@ run_main(main)
         proc.stderr
 
 
-# ------------------------------------------------------------------ item 19: checksums
-def test_item19_flipped_bytes_are_found_before_loading(tmp_path):
+# ------------------------------------------------------------------ checksums
+def test_flipped_checkpoint_bytes_are_found_before_loading(tmp_path):
     net, trainer, manager = _run_with_checkpoints(tmp_path, [0.3])
     meta = json.loads((tmp_path / 'checkpoint-epoch0001' / 'state.json').read_text())
     assert sorted(meta['sha256']) == ['net.params', 'optimizer.params']
@@ -331,8 +332,8 @@ def test_item19_flipped_bytes_are_found_before_loading(tmp_path):
     _resume(tmp_path)
 
 
-# ------------------------------------------------------------------ item 13: changed schedule
-def test_item13_resume_refuses_flags_it_cannot_apply_and_applies_the_schedule(tmp_path):
+# ------------------------------------------------------------------ a changed schedule
+def test_resume_refuses_flags_it_cannot_apply_and_applies_the_schedule(tmp_path):
     _run_with_checkpoints(tmp_path, [0.3])
     net, trainer = _setup()
     manager = CheckpointManager(str(tmp_path))
@@ -364,7 +365,7 @@ def test_item13_resume_refuses_flags_it_cannot_apply_and_applies_the_schedule(tm
         resume_changes(args.to_dict(lr=0.1), more.to_dict(lr=0.1), 'x')
 
 
-def test_item13_end_to_end_what_the_log_says_is_what_trains(rec_dir, tmp_path):
+def test_resume_with_a_new_schedule_trains_what_the_log_says(rec_dir, tmp_path):
     """--resume with another --mixup-alpha is refused; with another --lr and --num-epochs
     (a longer cosine schedule) it trains with exactly the rebuilt schedule it logs."""
     save = tmp_path / 'run'
@@ -387,7 +388,7 @@ def test_item13_end_to_end_what_the_log_says_is_what_trains(rec_dir, tmp_path):
     assert _metrics(save)[1]['lr'] == pytest.approx(expect, rel=1e-12)
 
 
-# ------------------------------------------------------------------ items 14-16: flags
+# ------------------------------------------------------------------ flags refused at parse time
 @pytest.mark.parametrize('extra,expected', [
     (['--mixup', '--mixup-alpha', '-1'], '--mixup-alpha must be positive'),
     (['--mixup', '--mixup-alpha', '0'], '--mixup-alpha must be positive'),
@@ -401,7 +402,7 @@ def test_item13_end_to_end_what_the_log_says_is_what_trains(rec_dir, tmp_path):
     (['--resume', '--overwrite'], 'choose one'),
     (['--teacher-input-size', '32'], '--teacher-input-size needs --teacher'),
 ])
-def test_items14_15_bad_flags_are_refused_at_parse_time(extra, expected, capsys):
+def test_bad_training_flags_are_refused_at_parse_time(extra, expected, capsys):
     with pytest.raises(SystemExit) as err:
         train_imagenet.parse_args(['--save-dir', 'x'] + extra)
     assert err.value.code == 2 and expected in capsys.readouterr().err
@@ -415,8 +416,8 @@ def test_items14_15_bad_flags_are_refused_at_parse_time(extra, expected, capsys)
     (['--checkpoint-interval', '-2'], '--checkpoint-interval must be >= 0'),
     (['--resume', '--overwrite'], 'choose one'),
 ])
-def test_items14_15_shared_flags_of_detection_and_segmentation(script, extra, expected,
-                                                               capsys):
+def test_detection_and_segmentation_share_the_flag_checks_and_defaults(script, extra,
+                                                                       expected, capsys):
     with pytest.raises(SystemExit):
         script.parse_args(['--backbone', 'resnet18_v1b', '--backbone-params', 'x'] + extra)
     assert expected in capsys.readouterr().err
@@ -425,8 +426,8 @@ def test_items14_15_shared_flags_of_detection_and_segmentation(script, extra, ex
 
 
 @pytest.mark.parametrize('supported', [True, False])
-def test_item16_float16_without_gpus_is_refused_naming_the_alternative(supported, capsys,
-                                                                       monkeypatch):
+def test_float16_without_gpus_is_refused_naming_the_alternative(supported, capsys,
+                                                                monkeypatch):
     import gluon_tricks.precision as precision
     monkeypatch.setattr(precision, 'bfloat16_supported',
                         lambda refresh=False: (True, 'ok') if supported else
@@ -442,7 +443,7 @@ def test_item16_float16_without_gpus_is_refused_naming_the_alternative(supported
     train_imagenet.parse_args(['--dtype', 'float16', '--num-gpus', '1'])  # GPUs: allowed
 
 
-# ------------------------------------------------------------------ item 18: signals
+# ------------------------------------------------------------------ signals
 # Sends a signal from inside the training step of (epoch, batch), i.e. at a known moment in
 # the middle of a step, then runs the script as `python train_imagenet.py` would.
 SIGNALLER = r'''
@@ -502,7 +503,7 @@ def folder_dir(rec_dir):
     ('rec', 'SIGTERM', 2, []),
     ('folder', 'SIGINT', 1, ['--checkpoint-interval', '2', '--warmup-epochs', '0']),
 ])
-def test_item18_signal_mid_epoch_checkpoints_and_resumes_bit_identically(
+def test_signal_mid_epoch_checkpoints_and_resumes_bit_identically(
         rec_dir, folder_dir, tmp_path, data, signame, epochs, extra):
     """SIGTERM/SIGINT in batch 2 of the last epoch: the step finishes, a checkpoint of exactly
     that position is written and logged, the exit status is 128 + signal; the resumed run
@@ -540,7 +541,7 @@ def test_item18_signal_mid_epoch_checkpoints_and_resumes_bit_identically(
 
 
 @pytest.mark.skipif(not os.path.exists(HOROVODRUN), reason='horovodrun not installed')
-def test_item18_sigterm_to_horovodrun_stops_both_ranks_at_one_step(rec_dir, tmp_path):
+def test_sigterm_to_horovodrun_stops_both_ranks_at_one_step(rec_dir, tmp_path):
     """Two ranks: SIGTERM to the launcher reaches both ranks; they agree on the step to stop
     after (--checkpoint-interval 2), rank 0 writes that position, the resumed job ends with
     the parameters of an uninterrupted two-rank job."""
@@ -569,7 +570,7 @@ def test_item18_sigterm_to_horovodrun_stops_both_ranks_at_one_step(rec_dir, tmp_
     assert [r['top1'] for r in _metrics(full)] == [r['top1'] for r in _metrics(cut)]
 
 
-def test_item10_export_and_predict_name_every_bad_file(tmp_path):
+def test_export_and_predict_name_every_bad_file(tmp_path):
     """predict.py classifies every good image and names each bad one (exit 1); damaged export
     files are named without a traceback; export.py refuses class names of another size."""
     import cv2
