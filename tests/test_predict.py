@@ -1,5 +1,6 @@
 """predict.py on folders (recursive, image files only, sorted), with CSV/JSON results, from a
-run directory and from its exports; and the export files' permissions.
+run directory and from its exports; the export files' permissions; and bad image or export
+files named by predict.py and export.py without a traceback.
 
 One tiny run (resnet18_v1b, 32 px, crop ratio 0.8) on the test digits; its validation class
 folders are the images RecordIO validation was packed from (lossless PNG), so predict.py's
@@ -10,7 +11,10 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 
+import mxnet as mx
 import numpy as np
 import pytest
 
@@ -152,3 +156,51 @@ def test_a_folder_without_images_is_named(exported, tmp_path):
     proc = _script('predict.py', '--prefix', exported, str(tmp_path / 'nothing'), check=False)
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr
     assert 'nothing: skipped: a folder without image files' in proc.stderr
+
+
+def test_export_and_predict_name_every_bad_file(tmp_path):
+    """predict.py classifies every good image and names each bad one (exit 1); damaged export
+    files are named without a traceback; export.py refuses class names of another size."""
+    import cv2
+    from gluon_tricks.export import export_model
+    from gluon_tricks.model_zoo import get_model
+    net = get_model('resnet18_v1b', classes=3)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    net.save_parameters(str(tmp_path / 'net.params'))
+    prefix = str(tmp_path / 'm')
+    export_model(net, prefix, input_size=32)
+    good = str(tmp_path / 'good.png')
+    cv2.imwrite(good, np.full((40, 40, 3), 90, np.uint8))
+    (tmp_path / 'empty.png').write_bytes(b'')
+    (tmp_path / 'text.jpg').write_text('not an image')
+    (tmp_path / 'folder').mkdir()
+    predict = os.path.join(REPO, 'scripts', 'classification', 'predict.py')
+    bad = [str(tmp_path / n) for n in ('empty.png', 'text.jpg', 'folder', 'missing.png')]
+    out = subprocess.run([sys.executable, predict, '--prefix', prefix, good] + bad,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1 and out.stdout.startswith(good)     # the good one classified
+    assert 'empty.png: skipped: cannot decode image %s: empty file' % bad[0] in out.stderr
+    assert '4 of 5 image(s) could not be read' in out.stderr
+    assert all(b in out.stderr for b in bad) and 'Traceback' not in out.stderr
+    for suffix, damage in (('-symbol.json', b'{"nodes": ['), ('-meta.json', b'{'),
+                           ('-0000.params', None)):
+        path = prefix + suffix
+        original = open(path, 'rb').read()
+        with open(path, 'wb') as f:
+            f.write(damage if damage is not None else original[:1000])
+        out = subprocess.run([sys.executable, predict, '--prefix', prefix, good],
+                             capture_output=True, text=True, timeout=300)
+        with open(path, 'wb') as f:
+            f.write(original)
+        assert out.returncode == 2 and path in out.stderr and 'export the model again' in \
+            out.stderr and 'Traceback' not in out.stderr, (suffix, out.stderr[-500:])
+    (tmp_path / 'classes.txt').write_text('a\nb\n')
+    out = subprocess.run([sys.executable, os.path.join(REPO, 'scripts', 'classification',
+                                                       'export.py'),
+                          '--model', 'resnet18_v1b', '--params', str(tmp_path / 'net.params'),
+                          '--out', str(tmp_path / 'e'), '--input-size', '32',
+                          '--class-names', str(tmp_path / 'classes.txt')],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and 'lists 2 names but the model has 3 outputs' in out.stderr
+    assert not os.path.exists(str(tmp_path / 'e-symbol.json'))

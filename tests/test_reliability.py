@@ -5,7 +5,6 @@ full disks and signals.
 The bit-exact comparisons run the scripts in subprocesses with oneDNN off
 (MXNET_MKLDNN_ENABLED=0), as tests/test_train.py explains.
 """
-import importlib.util
 import json
 import os
 import signal
@@ -25,6 +24,7 @@ from gluon_tricks.resume import resume_changes
 from gluon_tricks.distributed import DistContext
 from gluon_tricks.errors import DiskFullError, ResumeConfigError, UserError
 from gluon_tricks.optim import make_trainer, optimizer_params
+from helpers.scripts_runner import load_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, 'scripts', 'classification', 'train_imagenet.py')
@@ -34,17 +34,9 @@ HOROVODRUN = os.path.join(os.path.dirname(sys.executable), 'horovodrun')
 EXACT = dict(os.environ, MXNET_MKLDNN_ENABLED='0', OMP_NUM_THREADS='1')
 
 
-def _load(group, name):
-    spec = importlib.util.spec_from_file_location(
-        name, os.path.join(REPO, 'scripts', group, name + '.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train_imagenet = _load('classification', 'train_imagenet')
-train_faster_rcnn = _load('detection', 'train_faster_rcnn')
-train_fcn = _load('segmentation', 'train_fcn')
+train_imagenet = load_script('classification', 'train_imagenet')
+train_faster_rcnn = load_script('detection', 'train_faster_rcnn')
+train_fcn = load_script('segmentation', 'train_fcn')
 
 
 def _flags(data_dir, save_dir, *extra, rec=True):
@@ -388,61 +380,6 @@ def test_resume_with_a_new_schedule_trains_what_the_log_says(rec_dir, tmp_path):
     assert _metrics(save)[1]['lr'] == pytest.approx(expect, rel=1e-12)
 
 
-# ------------------------------------------------------------------ flags refused at parse time
-@pytest.mark.parametrize('extra,expected', [
-    (['--mixup', '--mixup-alpha', '-1'], '--mixup-alpha must be positive'),
-    (['--mixup', '--mixup-alpha', '0'], '--mixup-alpha must be positive'),
-    (['--label-smoothing', '--smoothing-eps', '1'], '--smoothing-eps must be in [0, 1)'),
-    (['--label-smoothing', '--smoothing-eps', '-0.1'], '--smoothing-eps must be in [0, 1)'),
-    (['--last-gamma', '--model', 'mobilenet1.0'], '--model mobilenet1.0 has none'),
-    (['--horovod', '--kvstore', 'local'], '--kvstore local has no effect with --horovod'),
-    (['--save-frequency', '0'], '--save-frequency must be a positive number of epochs'),
-    (['--log-interval', '0'], '--log-interval must be a positive number of batches'),
-    (['--checkpoint-interval', '-1'], '--checkpoint-interval must be >= 0'),
-    (['--resume', '--overwrite'], 'choose one'),
-    (['--teacher-input-size', '32'], '--teacher-input-size needs --teacher'),
-])
-def test_bad_training_flags_are_refused_at_parse_time(extra, expected, capsys):
-    with pytest.raises(SystemExit) as err:
-        train_imagenet.parse_args(['--save-dir', 'x'] + extra)
-    assert err.value.code == 2 and expected in capsys.readouterr().err
-
-
-@pytest.mark.parametrize('script', [train_faster_rcnn, train_fcn])
-@pytest.mark.parametrize('extra,expected', [
-    (['--horovod', '--kvstore', 'device'], 'has no effect with --horovod'),
-    (['--log-interval', '0'], '--log-interval must be'),
-    (['--save-interval', '0'], '--save-frequency must be'),
-    (['--checkpoint-interval', '-2'], '--checkpoint-interval must be >= 0'),
-    (['--resume', '--overwrite'], 'choose one'),
-])
-def test_detection_and_segmentation_share_the_flag_checks_and_defaults(script, extra,
-                                                                       expected, capsys):
-    with pytest.raises(SystemExit):
-        script.parse_args(['--backbone', 'resnet18_v1b', '--backbone-params', 'x'] + extra)
-    assert expected in capsys.readouterr().err
-    cfg = script.parse_args(['--backbone', 'resnet18_v1b', '--backbone-params', 'x']).run
-    assert cfg.kvstore == 'device' and cfg.checkpoint_interval == 0 and not cfg.overwrite
-
-
-@pytest.mark.parametrize('supported', [True, False])
-def test_float16_without_gpus_is_refused_naming_the_alternative(supported, capsys,
-                                                                monkeypatch):
-    import gluon_tricks.precision as precision
-    monkeypatch.setattr(precision, 'bfloat16_supported',
-                        lambda refresh=False: (True, 'ok') if supported else
-                        (False, 'no avx512_bf16'))
-    with pytest.raises(SystemExit):
-        train_imagenet.parse_args(['--dtype', 'float16'])
-    err = capsys.readouterr().err
-    assert '--dtype float16 needs GPUs (--num-gpus N)' in err
-    if supported:
-        assert 'use --dtype bfloat16' in err
-    else:
-        assert 'Use --dtype float32' in err and 'no avx512_bf16' in err
-    train_imagenet.parse_args(['--dtype', 'float16', '--num-gpus', '1'])  # GPUs: allowed
-
-
 # ------------------------------------------------------------------ signals
 # Sends a signal from inside the training step of (epoch, batch), i.e. at a known moment in
 # the middle of a step, then runs the script as `python train_imagenet.py` would.
@@ -568,51 +505,3 @@ def test_sigterm_to_horovodrun_stops_both_ranks_at_one_step(rec_dir, tmp_path):
     _assert_same_params(full / 'checkpoint-epoch0002' / 'net.params',
                         cut / 'checkpoint-epoch0002' / 'net.params')
     assert [r['top1'] for r in _metrics(full)] == [r['top1'] for r in _metrics(cut)]
-
-
-def test_export_and_predict_name_every_bad_file(tmp_path):
-    """predict.py classifies every good image and names each bad one (exit 1); damaged export
-    files are named without a traceback; export.py refuses class names of another size."""
-    import cv2
-    from gluon_tricks.export import export_model
-    from gluon_tricks.model_zoo import get_model
-    net = get_model('resnet18_v1b', classes=3)
-    net.initialize(mx.init.Xavier())
-    net(mx.nd.zeros((1, 3, 32, 32)))
-    net.save_parameters(str(tmp_path / 'net.params'))
-    prefix = str(tmp_path / 'm')
-    export_model(net, prefix, input_size=32)
-    good = str(tmp_path / 'good.png')
-    cv2.imwrite(good, np.full((40, 40, 3), 90, np.uint8))
-    (tmp_path / 'empty.png').write_bytes(b'')
-    (tmp_path / 'text.jpg').write_text('not an image')
-    (tmp_path / 'folder').mkdir()
-    predict = os.path.join(REPO, 'scripts', 'classification', 'predict.py')
-    bad = [str(tmp_path / n) for n in ('empty.png', 'text.jpg', 'folder', 'missing.png')]
-    out = subprocess.run([sys.executable, predict, '--prefix', prefix, good] + bad,
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 1 and out.stdout.startswith(good)     # the good one classified
-    assert 'empty.png: skipped: cannot decode image %s: empty file' % bad[0] in out.stderr
-    assert '4 of 5 image(s) could not be read' in out.stderr
-    assert all(b in out.stderr for b in bad) and 'Traceback' not in out.stderr
-    for suffix, damage in (('-symbol.json', b'{"nodes": ['), ('-meta.json', b'{'),
-                           ('-0000.params', None)):
-        path = prefix + suffix
-        original = open(path, 'rb').read()
-        with open(path, 'wb') as f:
-            f.write(damage if damage is not None else original[:1000])
-        out = subprocess.run([sys.executable, predict, '--prefix', prefix, good],
-                             capture_output=True, text=True, timeout=300)
-        with open(path, 'wb') as f:
-            f.write(original)
-        assert out.returncode == 2 and path in out.stderr and 'export the model again' in \
-            out.stderr and 'Traceback' not in out.stderr, (suffix, out.stderr[-500:])
-    (tmp_path / 'classes.txt').write_text('a\nb\n')
-    out = subprocess.run([sys.executable, os.path.join(REPO, 'scripts', 'classification',
-                                                       'export.py'),
-                          '--model', 'resnet18_v1b', '--params', str(tmp_path / 'net.params'),
-                          '--out', str(tmp_path / 'e'), '--input-size', '32',
-                          '--class-names', str(tmp_path / 'classes.txt')],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 2 and 'lists 2 names but the model has 3 outputs' in out.stderr
-    assert not os.path.exists(str(tmp_path / 'e-symbol.json'))

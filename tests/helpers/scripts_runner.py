@@ -1,4 +1,6 @@
-"""Running the project's scripts as a user does, from the tests: one subprocess helper."""
+"""Running the project's scripts from the tests: as a user does (a subprocess), or imported
+as a module."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -19,3 +21,13 @@ def run_script(name, *args, check=True, env=None, umask=None, timeout=600):
     if check:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
+
+
+def load_script(*parts):
+    """Import a script of the repository as a module, e.g. ``load_script('classification',
+    'train_imagenet')`` for ``scripts/classification/train_imagenet.py``."""
+    path = os.path.join(REPO, 'scripts', *parts) + '.py'
+    spec = importlib.util.spec_from_file_location(parts[-1], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
