@@ -11,7 +11,11 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(REPO, 'gluon_tricks')
+TESTS = os.path.join(REPO, 'tests')
 MAX_LINES = 520
+#: the same for the tests: a test file over this is split by topic (the tests of
+#: gluon_tricks/data/<module>.py are in tests/test_data_<module>.py)
+MAX_TEST_LINES = 600
 #: never loaded by the library (tools: repo-only; the others: analysis and plotting) beyond
 #: what ``import mxnet`` itself loads (MXNet 1.9.1's contrib.onnx pulls in onnx and sklearn)
 FORBIDDEN = ('tools', 'matplotlib', 'sklearn')
@@ -61,18 +65,31 @@ def test_import_loads_only_what_training_needs(mxnet_loads):
         % bad
 
 
-def test_no_library_file_over_the_limit():
+def files_over(top, max_lines):
+    """``{path relative to the repository: lines}`` of the Python files under ``top`` that
+    have more than ``max_lines`` lines."""
     too_long = {}
-    for root, _, files in os.walk(PACKAGE):
+    for root, _, files in os.walk(top):
         for name in files:
             if name.endswith('.py'):
                 path = os.path.join(root, name)
                 with open(path) as f:
                     lines = sum(1 for _ in f)
-                if lines > MAX_LINES:
+                if lines > max_lines:
                     too_long[os.path.relpath(path, REPO)] = lines
+    return too_long
+
+
+def test_no_library_file_over_the_limit():
+    too_long = files_over(PACKAGE, MAX_LINES)
     assert not too_long, 'over %d lines (split by role): %s' % (
         MAX_LINES, ', '.join('%s %d' % kv for kv in sorted(too_long.items())))
+
+
+def test_no_test_file_over_the_limit():
+    too_long = files_over(TESTS, MAX_TEST_LINES)
+    assert not too_long, 'over %d lines (split by topic): %s' % (
+        MAX_TEST_LINES, ', '.join('%s %d' % kv for kv in sorted(too_long.items())))
 
 
 @pytest.mark.parametrize('script', ['scripts/detection/prepare_voc.py',
