@@ -28,8 +28,8 @@ import secrets
 
 import numpy as np
 
-__all__ = ['export_onnx', 'convert_export', 'net_symbol', 'read_onnx_metadata', 'OnnxClassifier',
-           'INPUT_NAME', 'OUTPUT_NAME', 'PINNED_VERSIONS']
+__all__ = ['export_onnx', 'net_symbol', 'read_onnx_metadata', 'OnnxClassifier', 'INPUT_NAME',
+           'OUTPUT_NAME', 'PINNED_VERSIONS']
 
 INPUT_NAME = 'data'
 OUTPUT_NAME = 'logits'
@@ -121,36 +121,6 @@ def _metadata(meta):
     out.setdefault('layout', 'NCHW')
     out.setdefault('color', 'RGB')
     return {k: json.dumps(out.get(k)) for k in _META_KEYS}
-
-
-def convert_export(prefix, onnx_path, meta=None, check=True):
-    """Convert an MXNet export (``prefix-symbol.json``, ``prefix-0000.params`` and
-    ``prefix-meta.json`` of :func:`gluon_tricks.export.export_model`) to one ``.onnx`` file.
-
-    Parameters
-    ----------
-    prefix : str
-    onnx_path : str
-        Output file.
-    meta : dict, optional
-        Default: ``prefix-meta.json``. Needs ``input_size``, ``crop_ratio``, ``mean``, ``std``;
-        ``classes`` and ``model`` are recorded when present.
-    check : bool
-        Run ``onnx.checker.check_model(full_check=True)`` (raises on an invalid model).
-
-    Returns
-    -------
-    str
-        ``onnx_path``.
-    """
-    import mxnet as mx
-    if meta is None:
-        with open(prefix + '-meta.json') as f:
-            meta = json.load(f)
-    sym, args, aux = mx.model.load_checkpoint(prefix, 0)
-    params = dict(args)
-    params.update(aux)
-    return _export_symbol(sym, params, onnx_path, meta, check)
 
 
 def _new_file(directory, suffix):
