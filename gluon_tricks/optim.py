@@ -123,11 +123,6 @@ class DecaySelection(object):
         self.no_decay, self.decay, self.unknown, self.frozen = [], [], [], []
         self.roles, self.params = {}, {}
 
-    def as_dict(self):
-        """The four name lists as a JSON-serialisable dict (for logs and ``state.json``)."""
-        return {'no_decay': list(self.no_decay), 'decay': list(self.decay),
-                'unknown': list(self.unknown), 'frozen': list(self.frozen)}
-
     def summary(self):
         """A short human-readable line, e.g. for the training log."""
         text = ('weight decay on %d parameter(s) (conv/dense weights), none on %d '
