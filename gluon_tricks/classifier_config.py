@@ -25,7 +25,7 @@ class ClassifierConfig(Section):
     backbone_lr_mult: float = 1.0
 
     @staticmethod
-    def add_args(parser, defaults=None):
+    def add_args(parser):
         g = parser.add_argument_group('model')
         g.add_argument('--model', default='resnet50_v1d',
                        help='get_model name: resnet{18,34,50,101,152}_v1{,b,c,d}, resnet*_v1e/s, '
@@ -112,7 +112,7 @@ class TricksConfig(Section):
     model_ema_decay: float = 0.9998
 
     @staticmethod
-    def add_args(parser, defaults=None):
+    def add_args(parser):
         g = parser.add_argument_group('refinements (section 5)')
         g.add_argument('--label-smoothing', action='store_true', help='label smoothing (5.2)')
         g.add_argument('--smoothing-eps', type=float, default=0.1, help='epsilon of eq. (4)')
