@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from gluon_tricks.curves import TAGS, TensorBoardWriter
-from tools.plots import DEFAULT_PANELS, load_metrics, plot_runs, read_tensorboard_scalars
+from helpers.tensorboard import read_tensorboard_scalars
+from tools.plots import DEFAULT_PANELS, load_metrics, plot_runs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,19 +1,17 @@
 """Look at runs: the per-epoch records of ``metrics.jsonl`` as curves in a PNG
-(``scripts/plot_runs.py``), and TensorBoard event files read back without TensorBoard.
+(``scripts/plot_runs.py``).
 
 Every training script appends one JSON line per epoch to ``SAVE_DIR/metrics.jsonl``
 (classification: ``train_loss``, ``train_acc``, ``top1``, ``top5``, ``lr``,
 ``samples_per_sec``, ``epoch_time`` ...). :func:`plot_runs` draws one panel per metric with one
 curve per run, so runs are compared side by side.
 """
-import glob
 import json
 import os
-import struct
 
 from gluon_tricks.curves import is_scalar
 
-__all__ = ['load_metrics', 'plot_runs', 'DEFAULT_PANELS', 'read_tensorboard_scalars']
+__all__ = ['load_metrics', 'plot_runs', 'DEFAULT_PANELS']
 
 #: (metric key, panel title, y-axis label) of the default figure (classification runs)
 DEFAULT_PANELS = (
@@ -136,33 +134,3 @@ def plot_runs(runs, out, metrics=None, labels=None, title=None, columns=3, dpi=1
     os.makedirs(out_dir, exist_ok=True)
     fig.savefig(out)
     return fig
-
-
-def read_tensorboard_scalars(logdir):
-    """The scalars of the event files in ``logdir``: ``{tag: [(step, value), ...]}``.
-
-    Reads the TFRecord framing (length, its CRC, the ``Event`` protobuf, its CRC) and parses
-    the events with tensorboardX's protobuf classes; TensorBoard itself is not needed.
-    """
-    from tensorboardX.proto import event_pb2
-    scalars = {}
-    files = sorted(glob.glob(os.path.join(logdir, 'events.out.tfevents.*')))
-    if not files:
-        raise FileNotFoundError('no events.out.tfevents.* file in %s' % logdir)
-    for path in files:
-        with open(path, 'rb') as f:
-            blob = f.read()
-        pos = 0
-        while pos + 12 <= len(blob):
-            (length,) = struct.unpack('<Q', blob[pos:pos + 8])
-            start = pos + 12
-            if start + length + 4 > len(blob):
-                break  # a record still being written
-            event = event_pb2.Event()
-            event.ParseFromString(blob[start:start + length])
-            pos = start + length + 4
-            for value in event.summary.value:
-                if value.HasField('simple_value'):
-                    scalars.setdefault(value.tag, []).append((int(event.step),
-                                                              float(value.simple_value)))
-    return scalars
