@@ -25,8 +25,8 @@ def export_model(net, prefix, input_size=None, crop_ratio=None, mean=None, std=N
     ``aux:`` keys) take the names of GluonCV's export of that model (see
     :func:`gluon_tricks.model_zoo.io.gluoncv_param_names`): GluonCV's ``-symbol.json`` loads
     our ``-0000.params`` with ``SymbolBlock.imports`` (strict) and the reverse, and the names
-    no longer depend on how many models the process built. ``meta['param_names']`` says
-    ``'gluoncv'`` or ``'gluon_tricks'`` (Gluon's own names).
+    do not depend on how many models the process built (as Gluon's automatic prefixes do).
+    ``meta['param_names']`` says ``'gluoncv'`` or ``'gluon_tricks'`` (Gluon's own names).
 
     Parameters
     ----------

@@ -174,7 +174,7 @@ def _previous_run(save_dir, prefix='checkpoint'):
 
 
 def prepare_save_dir(save_dir, resume=False, overwrite=False, is_master=True):
-    """Item 1 of the reliability rules: a new run never starts over an earlier one.
+    """A new run never starts over an earlier one.
 
     Without ``resume``, a ``save_dir`` holding checkpoints or ``metrics.jsonl`` is refused
     (:class:`~gluon_tricks.errors.UserError` offering ``--resume``, ``--overwrite`` or a

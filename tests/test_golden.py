@@ -1,11 +1,11 @@
-"""Golden traces (issue 11): table rows at a tiny scale must train exactly as recorded.
+"""Golden traces: table rows at a tiny scale must train exactly as recorded.
 
-``tests/golden/*.json`` were recorded by ``python -m tools.golden.traces record`` on the code
-before the redesign: per optimizer update the learning rate, the summed loss and a digest of
-the parameters. Here a few rows (the richest classification row, with and without Horovod, and
-the two transfer tasks) are run again through today's table runner and training scripts. On a
-CPU with the recording machine's vector features the trace must be identical bit for bit;
-elsewhere the learning rates and step structure exactly and the losses within 1 %.
+``tests/golden/*.json`` were recorded by ``python -m tools.golden.traces record``: per
+optimizer update the learning rate, the summed loss and a digest of the parameters. Here a
+few rows (the richest classification row, with and without Horovod, and the two transfer
+tasks) are run again through today's table runner and training scripts. On a CPU with the
+recording machine's vector features the trace must be identical bit for bit; elsewhere the
+learning rates and step structure exactly and the losses within 1 %.
 The full check of every row: ``python -m tools.golden.traces check``.
 """
 import os

@@ -1,6 +1,6 @@
-"""Reduced-precision inference exports (issue 13, item 3): INT8 through MXNet's oneDNN
-quantization with calibration, bfloat16 through AMP, fused float32; each written as an export
-that gluon_tricks.export.load_exported runs, and its top-1 on the held-out digits against the
+"""Reduced-precision inference exports: INT8 through MXNet's oneDNN quantization with
+calibration, bfloat16 through AMP, fused float32; each written as an export that
+gluon_tricks.export.load_exported runs, and its top-1 on the held-out digits against the
 float32 export. Not timed.
 
 One module fixture trains resnet18_v1b on the digits at 16 px for 120 steps of 128 (about

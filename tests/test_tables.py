@@ -201,7 +201,7 @@ def test_every_row_parses_with_its_training_script(task, tmp_path):
             exp = proxy(exp) if scale == 'proxy' else exp
             argv = C.training_argv(exp, env) + ['--num-gpus', str(env.gpus)]
             assert '--lr' not in argv, 'the trainer derives the lr (linear scaling)'
-            parsed = parse_args(argv)     # a Namespace, or a TrainConfig after issue 11
+            parsed = parse_args(argv)     # a TrainConfig (to_dict); a Namespace: vars()
             fields = flatten(parsed.to_dict()) if hasattr(parsed, 'to_dict') else vars(parsed)
             assert fields['batch_size'] * env.devices == exp.global_batch, exp.name
             assert fields.get('num_epochs', fields.get('epochs')) == exp.num_epochs, exp.name

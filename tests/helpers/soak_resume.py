@@ -1,6 +1,6 @@
-"""Kill/resume soak of train_imagenet.py (issue 12): a small 3-epoch run interrupted N times
-(default 20) at random moments with SIGKILL or SIGTERM, resumed after each, must end with
-the parameters of an uninterrupted run, bit for bit, and one metrics line per epoch.
+"""Kill/resume soak of train_imagenet.py: a small 3-epoch run interrupted N times (default
+20) at random moments with SIGKILL or SIGTERM, resumed after each, must end with the
+parameters of an uninterrupted run, bit for bit, and one metrics line per epoch.
 
 Not part of the test suite (it takes minutes); run it by hand::
 

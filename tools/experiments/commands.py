@@ -103,9 +103,9 @@ def flag_name(task, dest):
     if dest == 'num_workers':
         return '-j'
     if dest == 'num_epochs' and task != 'classification':
-        return '--epochs'           # their name today, an alias of --num-epochs after issue 11
+        return '--epochs'           # GluonCV's spelling in the transfer scripts (= --num-epochs)
     if dest == 'warmup_iters':
-        return '--lr-warmup'        # the detection script's name, an alias after issue 11
+        return '--lr-warmup'        # GluonCV's detection spelling (= --warmup-iters)
     return '--' + dest.replace('_', '-')
 
 

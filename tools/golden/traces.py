@@ -1,4 +1,4 @@
-"""Golden traces: every table row at a tiny scale, traced step by step (issue 11, part 0).
+"""Golden traces: every table row at a tiny scale, traced step by step.
 
 ``record`` runs each row of the table scripts' proxy dry run (``SCALE=proxy DRY_RUN=1``),
 shrunk to a few steps on tiny generated data, under :mod:`tools.golden.hook`, and writes one
