@@ -93,6 +93,7 @@ def test_float32_files_are_summed_in_float64(tmp_path):
     np.testing.assert_array_equal(average_params(paths)['w'].asnumpy(), [np.float32(1 / 3.)])
 
 
+@pytest.mark.subprocess
 def test_files_of_other_keys_shapes_or_dtypes_are_refused_by_name(tmp_path):
     a = _save(tmp_path / 'a.params', {'w': np.ones((2, 3), np.float32),
                                       'b': np.zeros(3, np.float32)})
@@ -178,6 +179,7 @@ def test_top1_from_metrics_jsonl_and_mid_epoch_checkpoints_left_out(tmp_path):
     assert [(e.epoch, e.batch, e.kind) for e in chosen] == [(3, 0, 'epoch'), (4, 0, 'epoch')]
 
 
+@pytest.mark.subprocess
 def test_fewer_than_two_checkpoints_says_what_the_run_holds(tmp_path):
     run = _fake_run(tmp_path / 'run', [0.3])
     with pytest.raises(AveragingError, match=r'--last 3: found 1 end-of-epoch checkpoint.*'
@@ -241,6 +243,7 @@ def _assert_mean(out, run, epochs):
     assert stats and any(not np.array_equal(got[k], inputs[-1][k]) for k in stats)
 
 
+@pytest.mark.subprocess
 def test_last_averages_the_four_newest_epochs_and_loads_in_ours_and_gluoncv(real_run, tmp_path):
     epochs = sorted(_metrics(real_run))[-4:]
     out = str(tmp_path / 'last4.params')
@@ -256,6 +259,7 @@ def test_last_averages_the_four_newest_epochs_and_loads_in_ours_and_gluoncv(real
     theirs.load_parameters(out)
 
 
+@pytest.mark.subprocess
 def test_best_averages_the_highest_top1_of_the_run(real_run, tmp_path):
     top1 = _metrics(real_run)
     best_epoch = max(sorted(top1), key=lambda e: (top1[e], -e))    # the first best, as training
@@ -268,6 +272,7 @@ def test_best_averages_the_highest_top1_of_the_run(real_run, tmp_path):
     _assert_mean(out, real_run, want)
 
 
+@pytest.mark.subprocess
 def test_identical_checkpoints_give_the_checkpoint_back(real_run, tmp_path):
     original = os.path.join(real_run, 'checkpoint-epoch%04d' % max(_metrics(real_run)),
                             'net.params')
@@ -278,6 +283,7 @@ def test_identical_checkpoints_give_the_checkpoint_back(real_run, tmp_path):
         assert f.read() == g.read()
 
 
+@pytest.mark.subprocess
 def test_a_damaged_checkpoint_is_refused_by_name(real_run, tmp_path):
     copy = str(tmp_path / 'run')
     shutil.copytree(real_run, copy, symlinks=True)

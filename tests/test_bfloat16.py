@@ -175,6 +175,7 @@ def runs(digits, tmp_path_factory):
     return result
 
 
+@pytest.mark.subprocess
 @requires_bfloat16
 def test_bfloat16_top1_within_one_point_of_float32(runs):
     fp32, bf16 = runs['metrics']['fp32'], runs['metrics']['bf16']
@@ -189,6 +190,7 @@ def test_bfloat16_top1_within_one_point_of_float32(runs):
         assert json.load(f)['model']['dtype'] == 'bfloat16'     # it did run in bfloat16
 
 
+@pytest.mark.subprocess
 @requires_bfloat16
 def test_bfloat16_resume_is_bit_exact_with_onednn(runs):
     """Killed after the epoch-3 checkpoint and resumed in a new process: parameters, losses,
@@ -208,6 +210,7 @@ def test_bfloat16_resume_is_bit_exact_with_onednn(runs):
         np.testing.assert_array_equal(b[key], a[key], err_msg=key)
 
 
+@pytest.mark.subprocess
 @requires_bfloat16
 def test_bfloat16_checkpoint_is_float32_and_loss_scaler_off(runs):
     ckpt = runs['dirs']['bf16'] / ('checkpoint-epoch%04d' % EPOCHS)
@@ -224,6 +227,7 @@ def test_bfloat16_checkpoint_is_float32_and_loss_scaler_off(runs):
     assert 'loss-scale' not in runs['out']['bf16']
 
 
+@pytest.mark.subprocess
 @requires_bfloat16
 def test_bfloat16_export_predicts_on_the_float32_path(runs, digits, tmp_path):
     """export.py and predict.py of a bfloat16-trained checkpoint run without AMP: a float32

@@ -170,6 +170,7 @@ def test_crash_between_rename_and_pointer_update(tmp_path, monkeypatch):
                                                  'checkpoint-latest.json']
 
 
+@pytest.mark.subprocess
 def test_leftovers_of_a_killed_process_are_removed(tmp_path):
     dead = subprocess.Popen([sys.executable, '-c', 'pass'])
     dead.wait()

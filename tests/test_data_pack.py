@@ -106,6 +106,7 @@ def _run_prepare(*argv):
                           text=True, timeout=120)
 
 
+@pytest.mark.subprocess
 def test_prepare_imagenet_end_to_end(tmp_path):
     data = tmp_path / 'ilsvrc'
     files = write_color_tree(str(data / 'train'), classes=('n03', 'n01', 'n02'), per_class=3,
@@ -151,6 +152,7 @@ def test_prepare_imagenet_end_to_end(tmp_path):
     assert [(label, rel) for _, label, rel in rows] == [(2, 'n03/img00.png'), (2, 'n03/img01.png')]
 
 
+@pytest.mark.subprocess
 def test_prepare_imagenet_png_quality_default_and_errors(tmp_path):
     data = tmp_path / 'd'
     write_color_tree(str(data / 'train'), classes=('a', 'b'), per_class=2)

@@ -4,10 +4,12 @@ import os
 import subprocess
 import sys
 
+import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.subprocess
 def test_data_modules_import_alone_without_cycles_or_tools():
     """Every module of gluon_tricks.data imports on its own; the imports between them, function
     -local ones included, form no cycle; none of them reaches the repo's tools package."""

@@ -66,6 +66,7 @@ def test_record_val_covers_every_sample_once_and_matches_folder_val(digits, digi
     assert np.abs(np.concatenate(f1) - np.concatenate(d1)).max() < 0.05
 
 
+@pytest.mark.subprocess
 def test_record_train_epochs_are_reproducible(digits_rec):
     train, _ = digits_rec
     cfg = gd.AugmentConfig(input_size=INPUT)

@@ -341,6 +341,7 @@ def test_metric_states_of_shards_merge_to_the_whole():
     assert not np.allclose(parts[0].get()[1], whole.get()[1])
 
 
+@pytest.mark.subprocess
 def test_horovod_two_ranks_merge_their_test_shards(backbone_run, voc, tmp_path):
     import signal
     import subprocess

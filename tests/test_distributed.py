@@ -90,6 +90,7 @@ def single(tmp_path_factory):
 
 
 # ---------------------------------------------------------------------------- real ranks
+@pytest.mark.subprocess
 def test_rank_topology_object_broadcast_and_barrier(ranks):
     _, res = ranks
     assert [r['rank'] for r in res] == [0, 1]
@@ -107,6 +108,7 @@ def test_rank_topology_object_broadcast_and_barrier(ranks):
     assert res[1]['barrier_wait'] < 1.0
 
 
+@pytest.mark.subprocess
 def test_ranks_hold_identical_parameters(ranks):
     """Deferred-init parameters broadcast before the first forward, then DistributedTrainer
     steps on different data per rank: both ranks hold bitwise identical parameters."""
@@ -124,6 +126,7 @@ def test_ranks_hold_identical_parameters(ranks):
         assert np.abs(final[0][k] - init[0][k]).max() > 1e-3, 'parameter %s did not train' % k
 
 
+@pytest.mark.subprocess
 def test_two_ranks_equal_one_process_with_double_batch(ranks, single):
     """2 ranks x batch b == 1 process x batch 2b == 1 process x 2 devices x b, on the same
     samples (NAG, weight decay with no-bias-decay, 6 steps; ranks start from different seeds
@@ -155,6 +158,7 @@ def test_two_ranks_equal_one_process_with_double_batch(ranks, single):
     assert moved > 0.1
 
 
+@pytest.mark.subprocess
 def test_allreduce_sum_of_validation_counts(ranks, single):
     _, res = ranks
     _, sres = single
@@ -167,6 +171,7 @@ def test_allreduce_sum_of_validation_counts(ranks, single):
         assert r['val_loss_sum'] == pytest.approx(sres['one_device']['val_loss_sum'], rel=1e-5)
 
 
+@pytest.mark.subprocess
 def test_fp16_multi_precision_and_wd_mult_survive_distributed_trainer(ranks, single):
     """float16 weights with float32 master copies; wd_mult = 0 keeps a weight free of decay.
     Gradients 0.25 (rank 0) and 0.5 (rank 1) average to 0.375; NAG, lr 0.5, momentum 0.9,
@@ -182,6 +187,7 @@ def test_fp16_multi_precision_and_wd_mult_survive_distributed_trainer(ranks, sin
     assert fp['fp16_w'] == [float(np.float16(0.6675))] * 4 and fp['fp16_b'] == [1.0] * 4
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize('thread', [False, True], ids=['raise', 'raise-with-live-thread'])
 def test_failing_rank_stops_the_whole_job(tmp_path, thread):
     """Rank 1 raises at step 2 while rank 0 goes on training: the launch must exit non-zero
@@ -319,6 +325,7 @@ print('RET', run_main(main), flush=True)
 '''
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize('mode,code', [('ok', 0), ('raise', 1), ('thread', 1), ('exit3', 3),
                                        ('bug', 1), ('valueerror', 1)])
 def test_run_main(tmp_path, mode, code):
@@ -348,6 +355,7 @@ def test_run_main(tmp_path, mode, code):
 
 
 # ---------------------------------------------------------------------------- launcher
+@pytest.mark.subprocess
 def test_launch_script_dry_run():
     rc, out, _ = _run(['bash', LAUNCH_SH, '--label-smoothing', '--mixup'], timeout=30,
                       DRY_RUN='1', DATA_DIR='/data/rec')

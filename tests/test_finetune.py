@@ -35,6 +35,7 @@ def trained(rec_dir, tmp_path_factory):
     return out
 
 
+@pytest.mark.subprocess
 def test_keep_checkpoints_keeps_the_newest_n(trained):
     kept = sorted(e for e in os.listdir(str(trained)) if e.startswith('checkpoint-epoch'))
     assert kept == ['checkpoint-epoch0002', 'checkpoint-epoch0003', 'checkpoint-epoch0004']
@@ -53,6 +54,7 @@ def five_classes(rec_dir, tmp_path_factory):
     return out
 
 
+@pytest.mark.subprocess
 def test_fine_tune_10_to_5_classes_with_a_frozen_backbone(trained, five_classes, tmp_path):
     out = tmp_path / 'run5'
     proc = _train(*COMMON, '--data-dir', five_classes, '--num-epochs', 1,
@@ -71,6 +73,7 @@ def test_fine_tune_10_to_5_classes_with_a_frozen_backbone(trained, five_classes,
     assert not np.array_equal(end['fc.bias'], np.zeros(5, np.float32))   # the head trained
 
 
+@pytest.mark.subprocess
 def test_fine_tune_same_classes_loads_everything(trained, rec_dir, tmp_path):
     out = tmp_path / 'again'
     proc = _train(*COMMON, '--data-dir', rec_dir, '--use-rec', '--num-epochs', 1,
@@ -103,6 +106,7 @@ def test_gluoncv_file_and_mismatches(tmp_path):
                      logs.append)
 
 
+@pytest.mark.subprocess
 def test_freeze_without_initial_checkpoint_is_refused(rec_dir, tmp_path):
     proc = _train(*COMMON, '--data-dir', rec_dir, '--use-rec', '--freeze-backbone',
                   '--save-dir', tmp_path / 'x', check=False)

@@ -23,6 +23,7 @@ def work(tmp_path_factory):
     return str(tmp_path_factory.mktemp('golden'))
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize('row,ranks', [('r50d-distill-mixup', 1), ('seg-r50d-efficient', 1)])
 def test_row_reproduces_golden_trace(work, row, ranks):
     planned = traces.plan(REPO, work, row)

@@ -51,6 +51,7 @@ def mxnet_loads():
     return loaded_after(['mxnet'])
 
 
+@pytest.mark.subprocess
 def test_no_library_module_imports_tools_or_plotting(mxnet_loads):
     modules = library_modules()
     loaded = loaded_after(modules)
@@ -58,6 +59,7 @@ def test_no_library_module_imports_tools_or_plotting(mxnet_loads):
     assert not bad, 'importing every gluon_tricks module (%d) loads %s' % (len(modules), bad)
 
 
+@pytest.mark.subprocess
 def test_import_loads_only_what_training_needs(mxnet_loads):
     loaded = loaded_after(['gluon_tricks', 'gluon_tricks.data', 'gluon_tricks.model_zoo'])
     bad = sorted((loaded - mxnet_loads) & set(HEAVY) | loaded & {'tools'})
@@ -92,6 +94,7 @@ def test_no_test_file_over_the_limit():
         MAX_TEST_LINES, ', '.join('%s %d' % kv for kv in sorted(too_long.items())))
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize('script', ['scripts/detection/prepare_voc.py',
                                     'scripts/segmentation/prepare_ade20k.py',
                                     'scripts/classification/benchmark.py',

@@ -186,6 +186,7 @@ def _png_size(path):
     return struct.unpack('>II', head[16:24])
 
 
+@pytest.mark.subprocess
 def test_plot_script_writes_png(tmp_path):
     out = tmp_path / 'sub' / 'fig3a.png'
     script = os.path.join(REPO, 'scripts', 'classification', 'plot_lr_schedule.py')

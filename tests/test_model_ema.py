@@ -78,6 +78,7 @@ def _flags(rec_dir, out, epochs):
             '--model-ema-decay', 0.9, '--save-dir', out, '--progress', 'log']
 
 
+@pytest.mark.subprocess
 def test_ema_is_evaluated_checkpointed_and_resumed_exactly(rec_dir, tmp_path):
     full, cut = tmp_path / 'full', tmp_path / 'cut'
     _train(*_flags(rec_dir, full, 2))

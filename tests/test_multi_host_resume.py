@@ -48,6 +48,7 @@ def _params(path):
     return {k: v.asnumpy() for k, v in mx.nd.load(str(path)).items()}
 
 
+@pytest.mark.subprocess
 def test_resume_on_two_hosts_with_rank_1_on_device_1(rec_dir, tmp_path):
     full, cut = tmp_path / 'full', tmp_path / 'cut'
     for hosts in (full, cut):

@@ -152,6 +152,7 @@ BF16_SCRIPT = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.subprocess
 def test_init_amp_bfloat16_casts_conv_and_dense_inputs():
     """AMP wiring only (amp.init is process-wide, so in a subprocess). Running the bfloat16
     kernels needs an AVX-512 CPU; the probe and init_amp's error cover the other case."""

@@ -68,6 +68,7 @@ def _read_json(path):
         return json.load(f)
 
 
+@pytest.mark.subprocess
 def test_every_export_file_gets_the_mode_of_a_normal_file(exported):
     """0666 less the umask (027 here: 0640) for the .onnx as for the MXNet files; a temporary
     file of mkstemp would leave the .onnx at 0600."""
@@ -76,6 +77,7 @@ def test_every_export_file_gets_the_mode_of_a_normal_file(exported):
     assert set(modes.values()) == {0o666 & ~0o027}, {k: oct(v) for k, v in modes.items()}
 
 
+@pytest.mark.subprocess
 def test_a_folder_of_a_run_gives_csv_and_json_with_the_recorded_top1(run_dir, rec_dir,
                                                                      val_dir, tmp_path):
     csv_path, json_path = str(tmp_path / 'r.csv'), str(tmp_path / 'r.json')
@@ -102,6 +104,7 @@ def test_a_folder_of_a_run_gives_csv_and_json_with_the_recorded_top1(run_dir, re
     assert top1 == pytest.approx(recorded, abs=1e-9)
 
 
+@pytest.mark.subprocess
 def test_exports_give_the_run_s_predictions_and_bad_files_are_listed(run_dir, exported, val_dir,
                                                                      tmp_path):
     """The MXNet export and the .onnx (batched) classify as the checkpoint does; in a folder
@@ -150,6 +153,7 @@ def test_exports_give_the_run_s_predictions_and_bad_files_are_listed(run_dir, ex
             assert r['prob'] == pytest.approx(good[r['filename']]['prob'], abs=1e-4), name
 
 
+@pytest.mark.subprocess
 def test_a_folder_without_images_is_named(exported, tmp_path):
     (tmp_path / 'nothing').mkdir()
     (tmp_path / 'nothing' / 'readme.txt').write_text('no images here')
@@ -158,6 +162,7 @@ def test_a_folder_without_images_is_named(exported, tmp_path):
     assert 'nothing: skipped: a folder without image files' in proc.stderr
 
 
+@pytest.mark.subprocess
 def test_export_and_predict_name_every_bad_file(tmp_path):
     """predict.py classifies every good image and names each bad one (exit 1); damaged export
     files are named without a traceback; export.py refuses class names of another size."""

@@ -9,6 +9,7 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, 'scripts', 'classification', 'prepare_imagenet.py')
@@ -54,6 +55,7 @@ def _no_traceback(proc):
         proc.stderr[-2000:]
 
 
+@pytest.mark.subprocess
 def test_a_non_utf8_file_name_is_named_and_stops_before_anything_is_written(tmp_path):
     data = _tree(tmp_path / 'data')
     odd = os.path.join(os.fsencode(os.path.join(data, 'train', 'a')), LATIN1)
@@ -77,6 +79,7 @@ def test_a_non_utf8_file_name_is_named_and_stops_before_anything_is_written(tmp_
     assert 'train: 6 images, 2 classes' in proc.stdout and '1 skipped' in proc.stdout
 
 
+@pytest.mark.subprocess
 def test_unreadable_images_fail_without_touching_an_earlier_preparation(tmp_path):
     """A bad validation image stops the run after the training split was packed (in the
     staging folder): OUT_DIR keeps the files of the earlier preparation, byte for byte."""
@@ -111,6 +114,7 @@ def test_unreadable_images_fail_without_touching_an_earlier_preparation(tmp_path
     assert not [f for f in os.listdir(str(out)) if f.startswith('.')]   # no staging left
 
 
+@pytest.mark.subprocess
 def test_an_empty_class_folder_is_named_and_nothing_is_written(tmp_path):
     data = _tree(tmp_path / 'data', val=False)
     os.makedirs(os.path.join(data, 'train', 'empty'))
@@ -123,6 +127,7 @@ def test_an_empty_class_folder_is_named_and_nothing_is_written(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.subprocess
 def test_a_class_emptied_by_skip_bad_is_refused(tmp_path):
     """--skip-bad must not leave a class without a single training image."""
     data = _tree(tmp_path / 'data', per_class=1, val=False)
@@ -137,6 +142,7 @@ def test_a_class_emptied_by_skip_bad_is_refused(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.subprocess
 def test_help_states_each_default_once():
     proc = subprocess.run([sys.executable, SCRIPT, '--help'], capture_output=True, text=True,
                           timeout=120, env=ENV)

@@ -175,6 +175,7 @@ def test_cpu_messages_name_the_flag(monkeypatch):
     assert 'avx512_bf16' in str(err.value) and 'amx_bf16' in str(err.value)
 
 
+@pytest.mark.subprocess
 def test_export_and_evaluate_scripts_int8(trained, tmp_path):
     """The command line: export.py --precision int8 with calibration data, evaluate.py on the
     held-out folder; refusals for int8 without data and for an int8 ONNX export."""

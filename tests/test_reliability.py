@@ -260,6 +260,7 @@ def _run_main_snippet(body, tmp_path):
                           text=True, timeout=120, cwd=REPO)
 
 
+@pytest.mark.subprocess
 def test_full_disk_and_damaged_checkpoint_exit_without_traceback_a_bug_with_one(
         tmp_path):
     """Through run_main, as the scripts end: a message, a non-zero exit, no traceback."""
@@ -436,6 +437,7 @@ def folder_dir(rec_dir):
     return os.path.join(os.path.dirname(rec_dir), 'small')
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize('data,signame,epochs,extra', [
     ('rec', 'SIGTERM', 2, []),
     ('folder', 'SIGINT', 1, ['--checkpoint-interval', '2', '--warmup-epochs', '0']),
@@ -477,6 +479,7 @@ def test_signal_mid_epoch_checkpoints_and_resumes_bit_identically(
         assert rb['train_loss'] == pytest.approx(ra['train_loss'], rel=1e-6)
 
 
+@pytest.mark.subprocess
 @pytest.mark.skipif(not os.path.exists(HOROVODRUN), reason='horovodrun not installed')
 def test_sigterm_to_horovodrun_stops_both_ranks_at_one_step(rec_dir, tmp_path):
     """Two ranks: SIGTERM to the launcher reaches both ranks; they agree on the step to stop

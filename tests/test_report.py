@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from helpers.files import is_png
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,6 +31,7 @@ def _fabricate(runs, name, model, epochs, top1s, top5=0.9, sps=200.0, images=100
     return d
 
 
+@pytest.mark.subprocess
 def test_report_on_fabricated_runs(tmp_path):
     runs = tmp_path / 'runs'
     _fabricate(runs, 'r50-baseline', 'resnet50_v1', 120, [0.5, 0.6, 0.7580], top5=0.93,

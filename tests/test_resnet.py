@@ -200,6 +200,7 @@ def test_mac_count_by_hand():
     assert count_macs(net, (1, 3, 8, 8)) == 4 * 8 * 8 * 3 * 9 + 4 * 8 * 8 * 5
 
 
+@pytest.mark.subprocess
 def test_summary_script_json():
     out = subprocess.run([sys.executable, os.path.join(REPO, 'scripts/classification/summary.py'),
                           '--models', 'resnet50_v1c,resnet18_v1b', '--json'],

@@ -41,6 +41,7 @@ def run_dir(rec_dir, tmp_path_factory):
     return out
 
 
+@pytest.mark.subprocess
 def test_resume_with_only_save_dir_and_resume(run_dir, tmp_path):
     import shutil
     run = tmp_path / 'run'
@@ -64,6 +65,7 @@ def test_resume_with_only_save_dir_and_resume(run_dir, tmp_path):
     assert 'the global batch (--batch-size x devices x Horovod ranks)' in proc.stderr
 
 
+@pytest.mark.subprocess
 def test_config_file_starts_a_new_run_with_the_saved_settings(run_dir, tmp_path):
     new = tmp_path / 'again'
     _train('--config', run_dir / 'config.json', '--save-dir', new, '--num-epochs', 1)
@@ -98,6 +100,7 @@ def _as_legacy(ckpt_dir, states_bytes):
     (ckpt_dir / 'state.json').write_text(json.dumps(meta))
 
 
+@pytest.mark.subprocess
 def test_a_malicious_pickle_in_a_checkpoint_runs_nothing(run_dir, tmp_path):
     import shutil
     run = tmp_path / 'run'

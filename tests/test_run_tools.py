@@ -38,6 +38,7 @@ def _evaluate(run, rec_dir, *flags, check=True):
         return json.load(f)
 
 
+@pytest.mark.subprocess
 def test_evaluate_a_run_directory_without_size_flags(run_dir, rec_dir):
     """The same top-1 as with the run's flags given, at the run's size (not 224 px)."""
     plain = _evaluate(run_dir, rec_dir)
@@ -51,12 +52,14 @@ def test_evaluate_a_run_directory_without_size_flags(run_dir, rec_dir):
     assert results['top1'] is not None
 
 
+@pytest.mark.subprocess
 def test_a_contradicting_flag_is_named_with_both_values(run_dir, rec_dir):
     proc = _evaluate(run_dir, rec_dir, '--input-size', 40, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert '--input-size 40 differs from 32 recorded by the run' in proc.stderr
 
 
+@pytest.mark.subprocess
 def test_export_of_a_run_directory_uses_the_run_settings(run_dir, tmp_path):
     _script('export.py', '--params', run_dir, '--out', tmp_path / 'r18')
     meta = json.loads((tmp_path / 'r18-meta.json').read_text())
@@ -64,6 +67,7 @@ def test_export_of_a_run_directory_uses_the_run_settings(run_dir, tmp_path):
     assert meta['model'] == 'resnet18_v1b'
 
 
+@pytest.mark.subprocess
 def test_a_damaged_checkpoint_is_refused_by_every_reader(run_dir, rec_dir, tmp_path):
     """Flipped bytes in the best checkpoint's net.params: evaluate.py and export.py name the
     file and stop (no traceback), and say which intact checkpoint the run still holds."""

@@ -40,6 +40,7 @@ def _holder(save_dir, fork_child=False):
     return proc, pid, child
 
 
+@pytest.mark.subprocess
 def test_a_held_lock_refuses_naming_the_holder_and_dies_with_it(tmp_path):
     save = tmp_path / 'run'
     proc, pid, child = _holder(save, fork_child=True)
@@ -64,6 +65,7 @@ def test_a_held_lock_refuses_naming_the_holder_and_dies_with_it(tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+@pytest.mark.subprocess
 def test_this_process_takes_over_its_own_lock_and_releases_it(tmp_path):
     """A run of this process that ended by an exception does not block the next one."""
     first = RunLock(str(tmp_path)).acquire()
@@ -146,6 +148,7 @@ def _refused_by(err, pid):
     assert 'train_imagenet.py' in lines[-1] and 'Traceback' not in err, err[-2000:]
 
 
+@pytest.mark.subprocess
 def test_two_runs_started_at_once_into_one_save_dir(rec_dir, tmp_path):
     save = tmp_path / 'run'
     procs = [_start(_cmd(rec_dir, save, '--num-epochs', '3')) for _ in range(2)]
@@ -160,6 +163,7 @@ def test_two_runs_started_at_once_into_one_save_dir(rec_dir, tmp_path):
         assert f.read().count(' data: ') == 1
 
 
+@pytest.mark.subprocess
 def test_resume_while_the_run_trains_is_refused_and_after_sigkill_works(rec_dir, tmp_path):
     save = tmp_path / 'run'
     first = _start(_cmd(rec_dir, save, '--num-epochs', '50'))

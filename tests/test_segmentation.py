@@ -278,6 +278,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.subprocess
 def test_horovod_two_ranks_score_the_whole_validation_set(backbone_run, ade, tmp_path):
     horovodrun = os.path.join(os.path.dirname(sys.executable), 'horovodrun')
     assert os.path.exists(horovodrun), 'horovodrun not found: build Horovod with `make horovod`'

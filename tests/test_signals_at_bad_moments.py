@@ -30,6 +30,7 @@ def test_second_ctrl_c_waits_for_the_checkpoint_being_written(tmp_path):
         flag.uninstall()
 
 
+@pytest.mark.subprocess
 def test_ctrl_c_twice_ends_without_a_traceback(tmp_path):
     script = tmp_path / 'snippet.py'
     script.write_text('from gluon_tricks.distributed import run_main\n'

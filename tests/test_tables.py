@@ -337,6 +337,7 @@ def full_env(tmp_path, **kw):
     return env
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize('scale', ['full', 'proxy'])
 def test_dry_run_prints_each_tables_rows(tmp_path, scale):
     env = full_env(tmp_path, SCALE=scale)
@@ -382,6 +383,7 @@ def test_dry_run_prints_each_tables_rows(tmp_path, scale):
         assert '# proxy digits data' in out and '# proxy proxy-voc data' in out
 
 
+@pytest.mark.subprocess
 def test_dry_run_horovod_and_devices(tmp_path):
     env = full_env(tmp_path, NP=16, HOSTS='h1:8,h2:8', HOROVODRUN_ARGS='--gloo')
     for row, _, argv in parse_rows(run_script('table3', env).stdout):
@@ -399,6 +401,7 @@ def test_dry_run_horovod_and_devices(tmp_path):
     assert proc.returncode == 2 and 'not divisible' in proc.stderr
 
 
+@pytest.mark.subprocess
 def test_rows_filter(tmp_path):
     env = full_env(tmp_path, ROWS='mobilenet-*,teacher-r152d-cos-ls')
     names = [n for n, _, _ in parse_rows(run_script('table6', env).stdout)]
@@ -437,6 +440,7 @@ def _calls(path):
     return open(path).read().splitlines() if os.path.exists(path) else []
 
 
+@pytest.mark.subprocess
 def test_skip_finished_rows_and_resume(tmp_path):
     calls = str(tmp_path / 'calls.txt')
     env = full_env(tmp_path, DRY_RUN=0, REPORT=0, PYTHON=_fake_python(tmp_path), CALLS=calls)
@@ -499,6 +503,7 @@ def _tiny_digits(tmp_path, train_per_class=16, val_per_class=13):
     return rec
 
 
+@pytest.mark.subprocess
 def test_proxy_tables_4_and_6_end_to_end(tmp_path):
     tic = time.time()
     rec = _tiny_digits(tmp_path)

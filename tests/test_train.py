@@ -90,6 +90,7 @@ def _run_cli(args, **kwargs):
                             **kwargs)
 
 
+@pytest.mark.subprocess
 def test_killed_run_resumes_to_the_same_parameters(rec_dir, tmp_path):
     """Kill a run in epoch 2 with SIGKILL, resume it: the final parameters equal those of an
     uninterrupted run bit for bit.
@@ -165,6 +166,7 @@ def test_resume_without_checkpoint_is_a_clear_error(rec_dir, tmp_path):
         train_imagenet.main(_args(rec_dir, tmp_path / 'empty', '--resume'))
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize('extra,expected', [
     (['--model', 'resnet50_v9'], "unknown --model 'resnet50_v9'; valid names"),
     (['--teacher', 'resnet18_v1b'], '--teacher needs --teacher-params'),
@@ -176,6 +178,7 @@ def test_bad_flags(rec_dir, tmp_path, extra, expected):
     assert proc.returncode == 2 and expected in out
 
 
+@pytest.mark.subprocess
 def test_missing_idx_names_the_file_without_traceback(rec_dir, tmp_path):
     broken = tmp_path / 'broken'
     shutil.copytree(rec_dir, str(broken))
@@ -186,6 +189,7 @@ def test_missing_idx_names_the_file_without_traceback(rec_dir, tmp_path):
     assert 'train.idx' in out and 'Traceback' not in out
 
 
+@pytest.mark.subprocess
 def test_help_shows_paper_defaults():
     out = subprocess.run([sys.executable, os.path.join(SCRIPTS, 'train_imagenet.py'), '--help'],
                          capture_output=True, text=True, check=True).stdout
@@ -204,6 +208,7 @@ def test_help_shows_paper_defaults():
         assert default in flat, default
 
 
+@pytest.mark.subprocess
 def test_export_and_predict(rec_dir, tmp_path):
     save = tmp_path / 'run'
     train_imagenet.main(_args(rec_dir, save, '--num-epochs', '1'))

@@ -48,6 +48,7 @@ def _metrics(save_dir):
         return [json.loads(line) for line in f]
 
 
+@pytest.mark.subprocess
 def test_two_ranks_train_with_global_batch_lr(two_rank_run):
     save, out = two_rank_run
     log = open(os.path.join(str(save), 'train.log')).read()
@@ -61,6 +62,7 @@ def test_two_ranks_train_with_global_batch_lr(two_rank_run):
     assert os.path.isfile(os.path.join(str(save), 'checkpoint-best', 'net.params'))
 
 
+@pytest.mark.subprocess
 def test_distributed_validation_equals_one_process(two_rank_run, rec_dir):
     save, _ = two_rank_run
     last = _metrics(save)[-1]
@@ -97,6 +99,7 @@ print(json.dumps(out))
         pytest.approx(last['top5'], abs=1e-12)
 
 
+@pytest.mark.subprocess
 def test_one_process_with_the_same_global_batch(rec_dir, tmp_path, two_rank_run):
     """The single-process run of the same global batch (16) runs the same schedule."""
     save = tmp_path / 'single'
@@ -109,6 +112,7 @@ def test_one_process_with_the_same_global_batch(rec_dir, tmp_path, two_rank_run)
     assert [r['lr'] for r in single] == pytest.approx([r['lr'] for r in dist])
 
 
+@pytest.mark.subprocess
 def test_failing_rank_stops_the_job_with_its_error(rec_dir, tmp_path):
     code, out = _launch([HOROVODRUN, '-np', '2', '--gloo', sys.executable, TRAIN, '--horovod']
                         + _flags(rec_dir, tmp_path / 'x', 8) + ['--teacher-params', 'nope'],

@@ -96,6 +96,7 @@ def _error_line(err):
     return lines[-1] if lines else None
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize('kind,reason', [('truncated', 'truncated JPEG'),
                                          ('empty', 'empty file'),
                                          ('selflink', 'symbolic links')])
@@ -111,6 +112,7 @@ def test_bad_image_in_a_class_folder_ends_the_run_naming_the_file(digits, tmp_pa
     assert 'Traceback' not in err, err[-2000:]
 
 
+@pytest.mark.subprocess
 def test_the_error_from_a_worker_is_the_error_without_workers(digits, tmp_path):
     data, bad, seed = _with_bad_file(digits, 'truncated')
     lines = []
@@ -123,6 +125,7 @@ def test_the_error_from_a_worker_is_the_error_without_workers(digits, tmp_path):
     assert lines[1] == lines[0]
 
 
+@pytest.mark.subprocess
 def test_sigterm_to_the_process_group_still_ends_in_a_checkpoint(digits, tmp_path):
     """Preemption signals every process of the group, the data workers too: they keep
     serving, the training process finishes its step, writes the checkpoint of that position
@@ -231,6 +234,7 @@ def test_a_dead_or_stuck_worker_is_an_error_within_a_bound(how, expected):
         == [0, 2]
 
 
+@pytest.mark.subprocess
 def test_workers_die_with_their_process_even_by_sigkill(tmp_path):
     """A process with a loader's workers killed by SIGKILL leaves no worker behind."""
     code = ('import os, signal, sys\n'
