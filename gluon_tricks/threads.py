@@ -12,12 +12,24 @@ point therefore calls :func:`configure_threads` before ``import mxnet``:
 
 The data worker processes (``-j``) are not subtracted: on CPUs the network needs all cores
 and decoding takes a few percent of one (measured in docs/performance.md); on GPUs MXNet's
-CPU threads are mostly idle. This module does not import MXNet.
+CPU threads are mostly idle.
+
+The wait policy: libgomp's default lets a thread that reaches a barrier spin for about 300,000
+iterations before it sleeps. On a machine shared with other processes the thread it waits for
+is often descheduled, and the spinning thread takes the core it needs: two threads became 10x
+slower than one under load (docs/performance.md). Unless ``OMP_WAIT_POLICY`` or
+``GOMP_SPINCOUNT`` is set by the user, :func:`configure_threads` caps the spin at
+:data:`SPIN_COUNT` iterations (a few microseconds, about the length of a well-balanced barrier
+on an idle machine) before a thread sleeps. This module does not import MXNet.
 """
 import os
 import sys
 
-__all__ = ['physical_cores', 'local_ranks', 'choose_threads', 'configure_threads']
+__all__ = ['physical_cores', 'local_ranks', 'choose_threads', 'choose_wait_policy',
+           'configure_threads', 'SPIN_COUNT']
+
+#: libgomp's spin iterations at a barrier before sleeping (its own default: 300,000).
+SPIN_COUNT = 10000
 
 _CHOICE = {}
 
@@ -70,14 +82,29 @@ def choose_threads(environ=None, cores=None):
         threads, reason)
 
 
+def choose_wait_policy(environ=None):
+    """``(variables to set, reason)`` for OpenMP's waiting at barriers; see the module notes."""
+    environ = os.environ if environ is None else environ
+    user = [k for k in ('OMP_WAIT_POLICY', 'GOMP_SPINCOUNT') if environ.get(k, '').strip()]
+    if user:
+        return {}, 'waiting: %s set by you' % ', '.join(
+            '%s=%s' % (k, environ[k].strip()) for k in user)
+    return {'GOMP_SPINCOUNT': str(SPIN_COUNT)}, (
+        'waiting: spin %d iterations, then sleep (GOMP_SPINCOUNT; keeps its speed when other '
+        'processes share the cores)' % SPIN_COUNT)
+
+
 def configure_threads():
-    """Set ``OMP_NUM_THREADS`` (if the user has not) before MXNet is imported; returns the
-    sentence to log. Calling it after ``import mxnet`` changes nothing, and says so."""
+    """Set ``OMP_NUM_THREADS`` and the wait policy (where the user has not) before MXNet is
+    imported; returns the sentence to log. Calling it after ``import mxnet`` changes nothing,
+    and says so."""
     if 'mxnet' in sys.modules and 'reason' not in _CHOICE:
         _CHOICE['reason'] = ('OpenMP threads left to MXNet (configure_threads ran after '
                              'import mxnet)')
     if 'reason' not in _CHOICE:
         threads, reason = choose_threads()
         os.environ['OMP_NUM_THREADS'] = threads
-        _CHOICE['reason'] = 'OpenMP: ' + reason
+        wait, wait_reason = choose_wait_policy()
+        os.environ.update(wait)
+        _CHOICE['reason'] = 'OpenMP: %s; %s' % (reason, wait_reason)
     return _CHOICE['reason']

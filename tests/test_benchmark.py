@@ -143,6 +143,20 @@ def test_bad_flags_are_named(capsys):
     assert '--iterations' in capsys.readouterr().err
     args = mod.parse_args(['--what', 'data', '--data-threads', '3'])
     assert args.what == ['data'] and args.data_threads == 3
+    with pytest.raises(SystemExit):
+        mod.parse_args(['--load', '-1'])
+    assert '--load' in capsys.readouterr().err
+    assert mod.parse_args(['--load', '2']).load == 2
+
+
+def test_busy_load_runs_only_inside_its_block():
+    import psutil
+    with machine.BusyLoad(2) as load:
+        procs = [psutil.Process(p.pid) for p in load.procs]
+        assert len(procs) == 2 and all(p.is_running() for p in procs)
+        busy = sum(p.cpu_percent(interval=0.5) for p in procs)
+        assert busy > 50, 'the competing processes are not busy (%.0f %% CPU)' % busy
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in procs)
 
 
 def test_helpers(tmp_path):
@@ -171,7 +185,7 @@ def test_gluoncv_env_and_new_parts():
     """The reference worker gets GluonCV's default environment; the new parts parse."""
     from tools.benchmark.precision import _repo_on_path, gluoncv_env
     env = gluoncv_env({'OMP_NUM_THREADS': '2', 'OMP_WAIT_POLICY': 'PASSIVE',
-                       'DNNL_MAX_CPU_ISA': 'AVX512_CORE_AMX', 'PATH': '/bin'})
+                       'GOMP_SPINCOUNT': '10000', 'DNNL_MAX_CPU_ISA': 'AVX512_CORE_AMX', 'PATH': '/bin'})
     assert env == {'PATH': '/bin', 'GLUON_TRICKS_AMX': '0'}
     # workers run `python -m tools.benchmark.precision`: the repo root goes first on their path
     assert _repo_on_path({'PYTHONPATH': '/x'})['PYTHONPATH'].split(os.pathsep) == [REPO, '/x']

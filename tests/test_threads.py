@@ -35,8 +35,18 @@ def test_choice_user_override_and_ranks():
     assert threads.choose_threads({'OMPI_COMM_WORLD_LOCAL_SIZE': '4'}, cores=2)[0] == '1'
 
 
+def test_wait_policy_caps_spinning_unless_the_user_chose():
+    wait, why = threads.choose_wait_policy({})
+    assert wait == {'GOMP_SPINCOUNT': str(threads.SPIN_COUNT)} and 'spin' in why
+    assert threads.SPIN_COUNT < 300000          # below libgomp's own default spin
+    for user in ({'OMP_WAIT_POLICY': 'ACTIVE'}, {'GOMP_SPINCOUNT': 'infinite'}):
+        wait, why = threads.choose_wait_policy(user)
+        assert wait == {} and 'set by you' in why and list(user.values())[0] in why
+
+
 def _run(code, **env):
-    environ = {k: v for k, v in os.environ.items() if k != 'OMP_NUM_THREADS'}
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ('OMP_NUM_THREADS', 'GOMP_SPINCOUNT', 'OMP_WAIT_POLICY')}
     environ.update(env)
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          cwd=REPO, env=environ, timeout=120)
@@ -47,10 +57,14 @@ def _run(code, **env):
 def test_configure_before_mxnet_sets_the_environment():
     code = ('from gluon_tricks.threads import configure_threads, physical_cores; '
             'print(configure_threads()); import os, mxnet; '
-            'print(os.environ["OMP_NUM_THREADS"], physical_cores())')
+            'print(os.environ["OMP_NUM_THREADS"], physical_cores(), '
+            'os.environ.get("GOMP_SPINCOUNT"))')
     why, numbers = _run(code)
-    n, cores = numbers.split()
+    n, cores, spin = numbers.split()
     assert n == cores and why.startswith('OpenMP: %s threads' % n)
+    assert spin == str(threads.SPIN_COUNT)
+    why, numbers = _run(code, OMP_WAIT_POLICY='ACTIVE')
+    assert numbers.split()[2] == 'None' and 'OMP_WAIT_POLICY=ACTIVE set by you' in why
     why, numbers = _run(code, OMP_NUM_THREADS='1')
     assert numbers.split()[0] == '1' and 'set by you' in why
     late = _run('import mxnet; from gluon_tricks.threads import configure_threads; '

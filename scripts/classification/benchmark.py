@@ -13,7 +13,8 @@ Four measurements, chosen with ``--what`` (default all), in one process:
 ``data``
     Our RecordIO training pipeline alone (decode + the paper's full augmentation) on a
     generated ``.rec`` of about 400x350 JPEGs, per decode thread and in total, against a bare
-    ``mx.io.ImageRecordIter`` with GluonCV's arguments, at 1 and ``--data-threads`` threads.
+    ``mx.io.ImageRecordIter`` with GluonCV's arguments, at 1, 2, ... ``--data-threads``
+    threads, and against our decode in the calling process (``-j 0``).
 ``inference``
     Throughput at ``--batch-size`` and batch-1 latency of the exported model
     (``gluon_tricks.export``: ``SymbolBlock.imports``) against the in-memory hybridized
@@ -25,6 +26,9 @@ Examples::
         --iterations 2 --windows 5
     python scripts/classification/benchmark.py --model resnet18_v1b --input-size 64 \\
         --batch-size 64 --what train,reference --json results.json
+    python scripts/classification/benchmark.py --what train,reference --load 1
+
+``--load N`` runs N competing busy processes during every measurement (a shared machine).
 
 The human-readable report goes to stdout (progress to stderr); ``--json`` prints the results
 as JSON instead (``--json FILE`` writes them to FILE and keeps the report). The measurements
@@ -87,7 +91,8 @@ def parse_args(argv=None):
                    help='training steps of the digits network (--what digits)')
     p.add_argument('--data-threads', type=int, default=None,
                    help='decode threads of the data benchmark (default: the usable cores); '
-                        'it is also measured with 1 thread')
+                        'measured with 1, 2, ... that many, each round also against our '
+                        'in-process decode (-j 0)')
     p.add_argument('--data-images', type=int, default=2048,
                    help='records in the generated .rec (rounded up to whole batches); one '
                         'epoch per window')
@@ -106,6 +111,9 @@ def parse_args(argv=None):
     p.add_argument('--work-dir', default=None,
                    help='where the .rec and exported model go (kept and reused); default: a '
                         'temporary directory removed at the end')
+    p.add_argument('--load', type=int, default=0, metavar='N',
+                   help='N competing busy processes (a Python loop each) during every '
+                        'measurement: a machine shared with other jobs')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--json', nargs='?', const='-', default=None, metavar='FILE',
                    help='print the results as JSON (or write them to FILE)')
@@ -129,8 +137,8 @@ def _check_args(p, args):
                  'data_distinct', 'classes', 'profile_top'):
         if getattr(args, name) < 1:
             p.error('--%s must be >= 1, got %d' % (name.replace('_', '-'), getattr(args, name)))
-    if args.warmup < 0 or args.num_gpus < 0:
-        p.error('--warmup and --num-gpus must be >= 0')
+    if args.warmup < 0 or args.num_gpus < 0 or args.load < 0:
+        p.error('--warmup, --num-gpus and --load must be >= 0')
     if args.input_size < 16:
         p.error('--input-size must be >= 16, got %d' % args.input_size)
     if not 0 <= args.label_smoothing < 1:

@@ -5,7 +5,7 @@ import platform
 
 import mxnet as mx
 
-__all__ = ['machine_info', 'cpu_peak_gflops', 'mxnet_omp_threads']
+__all__ = ['machine_info', 'cpu_peak_gflops', 'mxnet_omp_threads', 'BusyLoad']
 
 
 def _lscpu():
@@ -145,3 +145,30 @@ def machine_info():
         if 'amx_bf16' in flags:   # one TMUL: 16x32 by 32x16 bf16 tile product = 1024 FMA/cycle
             info['peak_gflops_amx_bf16'] = cores * mhz / 1e3 * 2048
     return info
+
+
+class BusyLoad(object):
+    """``n`` competing processes, each a Python busy loop on one core, for the duration of a
+    ``with`` block: a machine shared with other jobs (a CI box, other ranks, a browser).
+    They are started before and killed after everything measured inside the block."""
+
+    def __init__(self, n):
+        self.n = max(0, int(n))
+        self.procs = []
+
+    def __enter__(self):
+        import subprocess
+        import sys
+        for _ in range(self.n):
+            self.procs.append(subprocess.Popen(
+                [sys.executable, '-c', 'while True:\n    pass'],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        return self
+
+    def __exit__(self, *exc):
+        for proc in self.procs:
+            proc.kill()
+        for proc in self.procs:
+            proc.wait()
+        self.procs = []
+        return False

@@ -39,7 +39,7 @@ def gluoncv_env(environ=None):
     """GluonCV's default environment: ours without the variables we set or a user may have
     set for MXNet's threads or oneDNN's ISA, and without AMX."""
     env = dict(os.environ if environ is None else environ)
-    for key in ('OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'MXNET_OMP_MAX_THREADS',
+    for key in ('OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT', 'MXNET_OMP_MAX_THREADS',
                 'DNNL_MAX_CPU_ISA', 'ONEDNN_MAX_CPU_ISA'):
         env.pop(key, None)
     env['GLUON_TRICKS_AMX'] = '0'

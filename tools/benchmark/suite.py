@@ -16,7 +16,7 @@ from gluon_tricks.model_zoo import get_initializer, get_model
 from gluon_tricks.precision import cast_network, data_dtype, init_amp
 
 from .loops import GluonCVTrainLoop, InferenceLoop, OurTrainLoop, train_gflops_per_image
-from .machine import machine_info
+from .machine import BusyLoad, machine_info
 from .pipeline import PlainRecordIter, RecordPipeline, make_jpeg_record, record_iter_threads
 from .precision import RemoteLoop, bench_exports, digits_accuracy
 from .profiling import profile_step
@@ -128,7 +128,7 @@ def bench_data(args, work_dir, results):
                                                       time.time() - tic))
     out = {'images': n, 'image_size': [w, h], 'bytes_per_image': rec['bytes_per_image'],
            'batch_size': batch, 'input_size': args.input_size, 'threads': {}}
-    thread_counts = sorted({1, args.data_threads})
+    thread_counts = list(range(1, args.data_threads + 1))
     effective = {t: record_iter_threads(t) for t in thread_counts}
     out['effective_threads'] = {str(t): e for t, e in effective.items()}
     measured = []
@@ -139,15 +139,17 @@ def bench_data(args, work_dir, results):
                  % (threads, effective[threads], results['machine']['cores'], threads))
         measured.append(threads)
         loops = [RecordPipeline(rec['rec'], rec['idx'], batch, args.input_size, threads,
-                                   seed=args.seed),
+                                seed=args.seed),
                  PlainRecordIter(rec['rec'], rec['idx'], batch, args.input_size, threads,
-                                    seed=args.seed),
+                                 seed=args.seed),
                  PlainRecordIter(rec['rec'], rec['idx'], batch, args.input_size, threads,
-                                    seed=args.seed, fresh=True)]
+                                 seed=args.seed, fresh=True),
+                 RecordPipeline(rec['rec'], rec['idx'], batch, args.input_size, 0,
+                                seed=args.seed)]
         log('data: %d thread(s) (%d effective), %d windows of one epoch'
              % (threads, effective[threads], args.data_windows))
         rates, cpu = interleaved_windows(loops, 1, args.data_windows, warmup=1, log=log)
-        ours, plain, fresh = (median(rates[loop.name]) for loop in loops)
+        ours, plain, fresh, inproc = (median(rates[loop.name]) for loop in loops)
         eff = effective[threads]
         out['threads'][str(threads)] = {
             'effective_threads': eff,
@@ -162,7 +164,11 @@ def bench_data(args, work_dir, results):
             'ratio_fresh_cpu': median(cpu[loops[0].name]) / median(cpu[loops[2].name]),
             'img_per_cpu_sec': median(cpu[loops[0].name]),
             'reference_img_per_cpu_sec': median(cpu[loops[1].name]),
-            'fresh_img_per_cpu_sec': median(cpu[loops[2].name])}
+            'fresh_img_per_cpu_sec': median(cpu[loops[2].name]),
+            'in_process_img_per_sec': inproc, 'ratio_in_process': ours / inproc,
+            'ratio_in_process_paired': paired_ratio(rates[loops[0].name],
+                                                    rates[loops[3].name]),
+            'in_process_img_per_cpu_sec': median(cpu[loops[3].name])}
         del loops
     top = out['threads'][str(measured[-1])]
     out['img_per_sec'] = top['img_per_sec']
@@ -257,6 +263,9 @@ def report(results):
     c = results['config']
     lines.append('model %s, %d px, batch %d x %d device(s), %s'
                  % (c['model'], c['input_size'], c['batch_size'], c['num_devices'], c['dtype']))
+    if c.get('load'):
+        lines.append('load: %d competing busy process(es) during every measurement'
+                     % c['load'])
     for key, label in (('train', 'ours'), ('reference', 'GluonCV reference')):
         if key in results:
             r = results[key]
@@ -296,6 +305,11 @@ def report(results):
                          '%.3f (paired %.3f, per CPU-second %.3f)'
                          % (r['fresh_img_per_sec'], r['ratio_fresh'], r['ratio_fresh_paired'],
                             r['ratio_fresh_cpu']))
+            if 'in_process_img_per_sec' in r:
+                lines.append('    ours decoding in the calling process (-j 0): %7.1f img/s '
+                             '(%.1f img/cpu-s); workers / in-process %.3f (paired %.3f)'
+                             % (r['in_process_img_per_sec'], r['in_process_img_per_cpu_sec'],
+                                r['ratio_in_process'], r['ratio_in_process_paired']))
     if 'train_bf16' in results:
         r = results['train_bf16']
         lines.append('train ours bfloat16 (worker)  %9.2f img/s (windows %s), %.2f img/cpu-s; '
@@ -361,11 +375,16 @@ def run(args, command):
                           'what': args.what, 'data_threads': args.data_threads,
                           'label_smoothing': args.label_smoothing,
                           'loss_scale': args.loss_scale, 'classes': args.classes,
-                          'command': command}}
+                          'load': args.load, 'command': command}}
     tic = time.time()
     work_dir = args.work_dir or tempfile.mkdtemp(prefix='gluon_tricks_bench_')
     os.makedirs(work_dir, exist_ok=True)
+    load = BusyLoad(args.load)
+    if args.load:
+        log('load: %d busy process(es) compete for the cores during every measurement'
+            % args.load)
     try:
+        load.__enter__()
         if set(args.what) & {'train', 'reference', 'train_bf16'}:
             bench_train(args, devices, results)
         if 'inference' in args.what:
@@ -380,6 +399,7 @@ def run(args, command):
         if 'digits' in args.what:
             results['digits'] = digits_accuracy(work_dir, steps=args.digits_steps, log=log)
     finally:
+        load.__exit__(None, None, None)
         if args.work_dir is None:
             shutil.rmtree(work_dir, ignore_errors=True)
     results['machine']['load_average_end'] = list(os.getloadavg())
