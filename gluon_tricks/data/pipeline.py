@@ -130,15 +130,19 @@ class AugmentedDataset(object):
             self._pid = os.getpid()
         index, seed = key if isinstance(key, tuple) else (key, None)
         label, buf = self._source.read(index)
-        img = decode_image(buf)
-        if img is None:
+        if self._train:
+            done = self._transform.from_bytes(buf, np.random.default_rng([seed, index]))
+        else:
+            img = decode_image(buf)
+            done = None if img is None else self._transform(img)
+        if done is None:
             raise self._source.corrupt(index, image_problem(buf) or
                                        'the image does not decode (%d bytes)' % len(buf))
         if not self._train:
-            return self._transform(img), np.float32(label)
-        out, params = self._transform(img, np.random.default_rng([seed, index]))
+            return done, np.float32(label)
+        out, params, shape = done
         if self._with_params:
-            return out, np.float32(label), np.asarray(params.vector(*img.shape[:2]), np.float32)
+            return out, np.float32(label), np.asarray(params.vector(*shape), np.float32)
         return out, np.float32(label)
 
     def describe(self, keys):

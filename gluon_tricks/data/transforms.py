@@ -14,7 +14,7 @@ from typing import Tuple
 from .base import CorruptImageError
 
 __all__ = ['AugmentConfig', 'AugParams', 'TrainTransform', 'ValTransform', 'decode_image',
-           'image_problem', 'load_image', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PARAM_FIELDS',
+           'decode_reduced', 'jpeg_shape', 'image_problem', 'load_image', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PARAM_FIELDS',
            'JITTER_OPS']
 
 #: Per-channel RGB mean on the 0-255 scale (section 2.1, step 6).
@@ -159,6 +159,62 @@ def decode_image(buf):
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)              # OpenCV decodes BGR
 
 
+#: JPEG frame-header markers (SOF0-3, 5-7, 9-11, 13-15): they carry the image's height and width.
+_SOF_MARKERS = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD,
+                          0xCE, 0xCF))
+#: OpenCV's decode flags for libjpeg's DCT scaling by 1/2, 1/4, 1/8 (the reduction factor).
+_REDUCED_FLAGS = {2: 'IMREAD_REDUCED_COLOR_2', 4: 'IMREAD_REDUCED_COLOR_4',
+                  8: 'IMREAD_REDUCED_COLOR_8'}
+
+
+def jpeg_shape(buf):
+    """``(height, width)`` of a JPEG read from its frame header (no decoding), or None: not a
+    JPEG, no frame header before the first scan, or an Exif segment (OpenCV rotates such an
+    image by its orientation tag, so the header's sides may come out swapped)."""
+    if buf[:2] != b'\xff\xd8':
+        return None
+    i, n = 2, len(buf)
+    while i + 4 <= n:
+        if buf[i] != 0xFF:
+            return None
+        marker = buf[i + 1]
+        if marker == 0xFF:                          # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            i += 2
+            continue
+        if marker == 0xDA:                          # a scan before any frame header
+            return None
+        if marker == 0xE1 and buf[i + 4:i + 10] == b'Exif\x00\x00':
+            return None
+        if marker in _SOF_MARKERS:
+            if i + 9 > n:
+                return None
+            height, width = int.from_bytes(buf[i + 5:i + 7], 'big'), \
+                int.from_bytes(buf[i + 7:i + 9], 'big')
+            return (height, width) if height and width else None
+        i += 2 + int.from_bytes(buf[i + 2:i + 4], 'big')
+    return None
+
+
+def decode_reduced(buf, factor):
+    """Decode JPEG bytes at ``1 / factor`` of their size (libjpeg's DCT scaling: each output
+    pixel is computed from a ``factor x factor`` block, the cost falls with the pixels made):
+    RGB uint8 of ``ceil(height / factor) x ceil(width / factor)``, or None as
+    :func:`decode_image`. ``factor`` 1 is :func:`decode_image`."""
+    if factor == 1:
+        return decode_image(buf)
+    import cv2
+    import numpy as np
+    if image_problem(buf):
+        return None
+    img = cv2.imdecode(np.frombuffer(buf, np.uint8), getattr(cv2, _REDUCED_FLAGS[factor]))
+    if img is None or img.size == 0:
+        return None
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
 def load_image(path, cfg):
     """An image file through :class:`ValTransform` of ``cfg``: float32 (3, S, S).
 
@@ -259,40 +315,104 @@ class TrainTransform(object):
             if cfg.pca_noise > 0 else (0.0, 0.0, 0.0)
         return AugParams(box, fallback, flip, order, factors, alpha)
 
-    def apply(self, img, p):
-        """Apply drawn parameters to an RGB uint8 (H, W, 3) image."""
+    def reduction(self, p):
+        """The DCT-scaling factor (1, 2, 4 or 8) a JPEG can be decoded at for the drawn crop
+        ``p.box``: the largest one whose reduced crop still has at least ``input_size``
+        pixels on both sides (so the resize still only shrinks)."""
+        _, _, w, h = p.box
+        s = self.cfg.input_size
+        for factor in (8, 4, 2):
+            if w >= factor * s and h >= factor * s:
+                return factor
+        return 1
+
+    def from_bytes(self, buf, rng):
+        """``(float32 (3, S, S), AugParams, (height, width))`` of encoded image bytes, or None
+        when they do not decode (:func:`decode_image`).
+
+        For a JPEG whose frame header gives its size (:func:`jpeg_shape`), the draws are made
+        from that size first, so they are those of :meth:`__call__`; when the crop is at least
+        twice the output on both sides the JPEG is decoded at 1/2, 1/4 or 1/8 of its size
+        (:meth:`reduction`) and sampled bilinearly at the box's exact place in the reduced
+        image (docs/design.md: the pixel statistics of both decodes). Other images: decoded
+        in full, then :meth:`__call__`.
+        """
+        shape = jpeg_shape(buf)
+        if shape is None:
+            img = decode_image(buf)
+            if img is None:
+                return None
+            out, p = self(img, rng)
+            return out, p, img.shape[:2]
+        p = self.sample(shape[0], shape[1], rng)
+        factor = self.reduction(p)
+        img = decode_reduced(buf, factor)
+        if img is None:
+            return None
+        expected = (-(-shape[0] // factor), -(-shape[1] // factor))
+        if img.shape[:2] != expected:       # the header did not describe the decoded image
+            img = decode_image(buf) if factor > 1 else img
+            p = self.sample(img.shape[0], img.shape[1], rng)
+            return self.apply(img, p), p, img.shape[:2]
+        return self.apply(img, p, factor), p, shape
+
+    def apply(self, img, p, factor=1):
+        """Apply drawn parameters to an RGB uint8 (H, W, 3) image (decoded at ``1 / factor``
+        of the size the draws were made for)."""
         import cv2
         import numpy as np
         x0, y0, w, h = p.box
         s = self.cfg.input_size
-        out = cv2.resize(np.ascontiguousarray(img[y0:y0 + h, x0:x0 + w]), (s, s),
-                         interpolation=cv2.INTER_LINEAR)                       # step 2
+        if factor == 1:
+            out = cv2.resize(np.ascontiguousarray(img[y0:y0 + h, x0:x0 + w]), (s, s),
+                             interpolation=cv2.INTER_LINEAR)                   # step 2
+        else:   # the same bilinear sampling, at the box's exact place in reduced pixels
+            out = cv2.warpAffine(img, _reduced_box_map(p.box, s, factor), (s, s),
+                                 flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                 borderMode=cv2.BORDER_REPLICATE)
         if p.flip:
             out = cv2.flip(out, 1)                                             # step 3
         # step 1, in planes (3, S, S): every operation below is then a plain array operation
         x = _planes(out)
+        gray, tmp = np.empty(x.shape[1:], np.float32), np.empty(x.shape[1:], np.float32)
         for name in p.order:                                                   # step 4
             a = p.factors[name]
             if name == 'brightness':
                 x *= a
             elif name == 'contrast':
-                m = float(_luma(x).mean())
+                m = float(_luma(x, gray, tmp).mean())
                 x *= a
                 x += m * (1 - a)
             elif name == 'saturation':
-                gray = _luma(x)
+                _luma(x, gray, tmp)
+                gray *= (1 - a)
                 x *= a
-                x += gray * (1 - a)
+                x += gray
             else:
                 x = _hue_matrix(a).dot(x.reshape(3, -1)).reshape(x.shape)
             np.minimum(x, 255, out=x)
-            np.maximum(x, 0, out=x)
+            # the clip at 0 is a no-op where every term is >= 0: brightness, and contrast and
+            # saturation with a <= 1 (x * a + gray * (1 - a), gray >= 0)
+            if name == 'hue' or (a > 1 and name != 'brightness'):
+                np.maximum(x, 0, out=x)
         vec, val = self._eig
         return normalize_chw(x, self.cfg, vec.dot(np.asarray(p.alpha) * val))  # steps 5, 6
 
     def __call__(self, img, rng):
         p = self.sample(img.shape[0], img.shape[1], rng)
         return self.apply(img, p), p
+
+
+def _reduced_box_map(box, size, factor):
+    """The affine map from output pixels to pixels of an image decoded at ``1 / factor`` that
+    samples where ``cv2.resize`` of the full-size crop ``box`` samples: output centre
+    ``u + 0.5`` falls on source ``x0 + (u + 0.5) * w / size``, and reduced pixel ``j`` (centre
+    ``j + 0.5``) covers source pixels ``j * factor`` to ``(j + 1) * factor``."""
+    import numpy as np
+    x0, y0, w, h = box
+    ax, ay = w / float(size * factor), h / float(size * factor)
+    return np.array([[ax, 0.0, (x0 + 0.5 * w / size) / factor - 0.5],
+                     [0.0, ay, (y0 + 0.5 * h / size) / factor - 0.5]], np.float64)
 
 
 def _hue_matrix(h):
@@ -345,9 +465,14 @@ def _planes(img):
     return np.stack(cv2.split(np.ascontiguousarray(img))).astype(np.float32)
 
 
-def _luma(x):
-    """BT.601 luma of float32 RGB planes (3, H, W): (H, W)."""
-    return GRAY_COEF[0] * x[0] + GRAY_COEF[1] * x[1] + GRAY_COEF[2] * x[2]
+def _luma(x, out, tmp):
+    """BT.601 luma of float32 RGB planes (3, H, W) into ``out`` (H, W), ``tmp`` a scratch plane;
+    the operations and their rounding are those of ``g0 * x0 + g1 * x1 + g2 * x2``."""
+    import numpy as np
+    np.multiply(x[0], GRAY_COEF[0], out=out)
+    out += np.multiply(x[1], GRAY_COEF[1], out=tmp)
+    out += np.multiply(x[2], GRAY_COEF[2], out=tmp)
+    return out
 
 
 def normalize_chw(x, cfg, offset=(0.0, 0.0, 0.0)):

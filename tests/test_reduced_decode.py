@@ -1,0 +1,139 @@
+"""Training samples from JPEG bytes: the draws come from the frame header's size, and a crop at
+least twice the output on both sides is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT
+scaling). The draws must be those of the full decode, the pixels close to it."""
+import cv2
+import numpy as np
+import pytest
+
+from gluon_tricks import data as gd
+from gluon_tricks.data import transforms as tr
+
+
+def _natural(rng, width, height):
+    """Structure at several scales plus fine noise (as the benchmark's synthetic JPEGs)."""
+    img = np.zeros((height, width, 3), np.float32)
+    for cells, amp in ((4, 70.0), (16, 40.0), (64, 25.0)):
+        low = rng.uniform(-1, 1, (max(2, cells * height // width), cells, 3)).astype(np.float32)
+        img += amp * cv2.resize(low, (width, height), interpolation=cv2.INTER_CUBIC)
+    img += rng.standard_normal((height, width, 3)).astype(np.float32) * 12 + 128
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _jpeg(img, quality=90, progressive=False):
+    flags = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)]
+    ok, buf = cv2.imencode('.jpg', np.ascontiguousarray(img[:, :, ::-1]), flags)
+    assert ok
+    return buf.tobytes()
+
+
+def _with_exif(buf):
+    """``buf`` with a minimal APP1 Exif segment right after the start-of-image marker."""
+    body = b'Exif\x00\x00' + b'MM\x00\x2a\x00\x00\x00\x08\x00\x00'
+    return buf[:2] + b'\xff\xe1' + (len(body) + 2).to_bytes(2, 'big') + body + buf[2:]
+
+
+@pytest.mark.parametrize('size', [(640, 480), (333, 250), (1201, 899)])
+@pytest.mark.parametrize('progressive', [False, True])
+def test_header_size_and_reduced_shapes(size, progressive):
+    w, h = size
+    buf = _jpeg(_natural(np.random.RandomState(0), w, h), progressive=progressive)
+    assert tr.jpeg_shape(buf) == (h, w)
+    for factor in (1, 2, 4, 8):     # libjpeg rounds the scaled size up
+        assert tr.decode_reduced(buf, factor).shape == (-(-h // factor), -(-w // factor), 3)
+
+
+def test_header_size_is_not_trusted_where_it_may_be_wrong():
+    img = _natural(np.random.RandomState(1), 64, 48)
+    assert tr.jpeg_shape(_with_exif(_jpeg(img))) is None           # orientation may rotate it
+    ok, png = cv2.imencode('.png', img)
+    assert tr.jpeg_shape(png.tobytes()) is None
+    assert tr.jpeg_shape(b'') is None and tr.jpeg_shape(b'\xff\xd8\xff') is None
+    assert tr.jpeg_shape(_jpeg(img)[:20]) is None                 # cut before the frame header
+
+
+def test_reduction_factor_keeps_the_resize_a_shrink():
+    t = gd.TrainTransform(gd.AugmentConfig(input_size=100))
+    box = lambda w, h: tr.AugParams((0, 0, w, h), False, False, (), {}, (0, 0, 0))  # noqa: E731
+    assert t.reduction(box(199, 400)) == 1
+    assert t.reduction(box(200, 200)) == 2
+    assert t.reduction(box(400, 399)) == 2
+    assert t.reduction(box(400, 400)) == 4
+    assert t.reduction(box(800, 900)) == 8
+    assert t.reduction(box(5000, 5000)) == 8
+
+
+def test_draws_are_those_of_the_full_decode_and_pixels_close():
+    """Same crop, flip, colour and lighting draws as decoding in full; where no reduction
+    applies the output is the same bit for bit; reduced crops differ by the finer
+    downsampling only: channel means equal, spread within 1 %, mean pixel difference small."""
+    rng = np.random.RandomState(2)
+    buf = _jpeg(_natural(rng, 1200, 900))
+    full_img = gd.decode_image(buf)
+    t = gd.TrainTransform(gd.AugmentConfig(input_size=224))
+    fulls, reduced, factors = [], [], []
+    for i in range(200):
+        out, p, shape = t.from_bytes(buf, np.random.default_rng([i, 7]))
+        ref, q = t(full_img, np.random.default_rng([i, 7]))
+        assert shape == (900, 1200)
+        assert p == q, 'draw %d differs from the full decode' % i
+        factor = t.reduction(p)
+        factors.append(factor)
+        if factor == 1:
+            assert np.array_equal(out, ref)
+        else:
+            fulls.append(ref)
+            reduced.append(out)
+    assert factors.count(1) > 10 and factors.count(2) > 50     # both paths exercised
+    fulls, reduced = np.array(fulls), np.array(reduced)
+    np.testing.assert_allclose(reduced.mean(axis=(0, 2, 3)), fulls.mean(axis=(0, 2, 3)),
+                               atol=0.01)
+    np.testing.assert_allclose(reduced.std(axis=(0, 2, 3)), fulls.std(axis=(0, 2, 3)),
+                               rtol=0.01)
+    assert np.abs(reduced - fulls).mean() < 0.1        # normalized units (1 = one std)
+
+
+def test_reduced_crop_covers_the_drawn_box():
+    """The crop geometry survives the reduction: on an image whose R channel is x / 4 and G
+    channel y / 4, the reduced output's R and G means match the full decode's within half a
+    gray level (rounding the box to whole pixels at 1/8 scale was off by up to one level)."""
+    side = 1020
+    ramp = (np.arange(side) // 4).astype(np.uint8)
+    img = np.empty((side, side, 3), np.uint8)
+    img[:, :, 0], img[:, :, 1], img[:, :, 2] = ramp[None, :], ramp[:, None], 128
+    buf = _jpeg(img, quality=100)
+    cfg = gd.AugmentConfig(input_size=64, brightness=0, contrast=0, saturation=0, pca_noise=0)
+    t = gd.TrainTransform(cfg)
+    full_img = gd.decode_image(buf)
+    checked = 0
+    for i in range(60):
+        out, p, _ = t.from_bytes(buf, np.random.default_rng(i))
+        if t.reduction(p) == 1:
+            continue
+        ref, _ = t(full_img, np.random.default_rng(i))
+        for c in (0, 1):     # R = x / 4, G = y / 4, in gray levels
+            a = out[c] * cfg.std[c] + cfg.mean[c]
+            b = ref[c] * cfg.std[c] + cfg.mean[c]
+            assert abs(a.mean() - b.mean()) < 0.5, (i, c, p.box, a.mean(), b.mean())
+        checked += 1
+    assert checked > 20
+
+
+def test_loader_on_large_jpegs_reads_back_the_header_draws(tmp_path):
+    """Through the RecordIO loader, the recorded draws are in the header's pixel units."""
+    root = tmp_path / 'tree'
+    rng = np.random.RandomState(3)
+    for c in ('a', 'b'):
+        (root / c).mkdir(parents=True)
+        for j in range(8):
+            cv2.imwrite(str(root / c / ('%d.png' % j)), _natural(rng, 900, 700)[:, :, ::-1])
+    res, _ = gd.pack_class_folder(str(root), str(tmp_path / 'rec'), shuffle=True, seed=1,
+                                  encoding='.jpg', quality=90, progress=False)
+    cfg = gd.AugmentConfig(input_size=96)
+    loader = gd.RecordLoader(res.rec_path, batch_size=8, aug=cfg, seed=5, num_workers=0,
+                             progress=False, with_params=True)
+    data, label, params = next(loader.iter_epoch(0))
+    assert data.shape == (8, 3, 96, 96) and np.isfinite(data.asnumpy()).all()
+    key = loader.sampler.batches(0)[0][0]
+    _, buf = loader.dataset._source.read(key[0])
+    ref, q = gd.TrainTransform(cfg)(gd.decode_image(buf), np.random.default_rng([key[1], key[0]]))
+    np.testing.assert_allclose(params.asnumpy()[0], q.vector(700, 900), rtol=1e-6)
