@@ -17,7 +17,7 @@ from gluon_tricks.export import export_model, load_exported
 from gluon_tricks.model_zoo import get_model, get_model_list
 from gluon_tricks.model_zoo.io import gluoncv_param_names, load_model
 from gluon_tricks.model_zoo.resnet import _v1_key
-from test_mobilenet_inception import _randomize  # the tests share this helper
+from helpers.nets import randomize
 
 SHARED = sorted(set(get_model_list()) & set(gluoncv.model_zoo.get_model_list()))
 # 32 px is enough for the ResNets and MobileNets (stride 32, global pooling); GluonCV's
@@ -77,7 +77,7 @@ def test_saved_keys_are_gluoncvs(name):
 def test_ours_load_strictly_into_gluoncv(name, tmp_path):
     x = _input(SIZE[name])
     ours = get_model(name, classes=10)
-    _randomize(ours, x)
+    randomize(ours, x)
     expected = ours(x).asnumpy()
     assert expected.std() > 1e-2 and np.abs(expected[0] - expected[1]).max() > 1e-3
 
@@ -128,7 +128,7 @@ def test_resnet_a_reads_old_and_new_files(name, tmp_path):
     GluonCV-layout ones feed load_model (classes from ``output``) and the backbone loader."""
     x = _input(32)
     net = get_model(name, classes=7)
-    _randomize(net, x)
+    randomize(net, x)
     expected = net(x).asnumpy()
     old, new = str(tmp_path / 'old.params'), str(tmp_path / 'new.params')
     mx.nd.save(old, {k: p.data() for k, p in net._collect_params_with_prefix().items()})

@@ -8,6 +8,7 @@ from mxnet.gluon import nn
 from gluon_tricks.model_zoo import get_model, get_model_list
 from gluon_tricks.model_zoo.inception import Inception3
 from gluon_tricks.model_zoo.mobilenet import MobileNet
+from helpers.nets import randomize, walk
 
 MOBILENETS = ['mobilenet1.0', 'mobilenet0.75', 'mobilenet0.5', 'mobilenet0.25']
 NAMES = MOBILENETS + ['inceptionv3']
@@ -19,39 +20,6 @@ SMALL['inceptionv3'] = 75
 def _input(size, batch=2, seed=0):
     rng = np.random.RandomState(seed)
     return mx.nd.array(rng.normal(size=(batch, 3, size, size)).astype('float32'))
-
-
-def _randomize(net, x, seed=0):
-    """Xavier weights, then random BN affine parameters, biases and running statistics.
-
-    Running statistics drawn blindly (e.g. var ~ U(0.5, 1.5)) make the signal vanish through
-    the depthwise convs and every sample gives the same output; so each BN's running mean and
-    variance are set from the batch statistics of its actual input, randomly perturbed per
-    channel, in one calibration pass (forward pre-hooks run before the layer computes).
-    """
-    mx.random.seed(seed)
-    rng = np.random.RandomState(seed)
-    net.initialize(mx.init.Xavier())
-    net(x)  # finishes deferred initialization (GluonCV's layers infer their input channels)
-    for key, param in net._collect_params_with_prefix().items():
-        if key.endswith('gamma'):
-            param.set_data(mx.nd.array(rng.uniform(0.5, 1.5, size=param.shape)))
-        elif key.endswith(('beta', 'bias')):
-            param.set_data(mx.nd.array(rng.normal(0, 0.2, size=param.shape)))
-
-    def calibrate(block, inputs):
-        data = inputs[0].asnumpy().astype('float64')
-        mean, var = data.mean(axis=(0, 2, 3)), data.var(axis=(0, 2, 3))
-        block.running_mean.set_data(
-            mx.nd.array(mean + rng.normal(0, 0.2, size=mean.shape) * np.sqrt(var)))
-        block.running_var.set_data(mx.nd.array(var * rng.uniform(0.5, 1.5, size=var.shape)))
-
-    handles = [b.register_forward_pre_hook(calibrate)
-               for b in _walk(net) if isinstance(b, nn.BatchNorm)]
-    assert handles
-    net(x)
-    for handle in handles:
-        handle.detach()
 
 
 def _shapes(net):
@@ -96,7 +64,7 @@ def test_gluoncv_equivalence(name, tmp_path):
     size = 299 if name == 'inceptionv3' else 64  # GluonCV's Inception pools with a fixed 8x8
     x = _input(size)
     theirs = gluoncv.model_zoo.get_model(name, pretrained=False)
-    _randomize(theirs, x, seed=1)
+    randomize(theirs, x, seed=1)
     path = str(tmp_path / 'gluoncv.params')
     theirs.save_parameters(path)
 
@@ -119,7 +87,7 @@ def test_export_roundtrip(name, tmp_path):
     size = 107 if name == 'inceptionv3' else 64
     x = _input(size)
     net = get_model(name, classes=10)
-    _randomize(net, x, seed=2)
+    randomize(net, x, seed=2)
     expected = net(x).asnumpy()
     net.hybridize()
     np.testing.assert_allclose(net(x).asnumpy(), expected, rtol=1e-4, atol=1e-4)
@@ -148,7 +116,7 @@ def test_norm_kwargs_reach_every_norm_layer():
     mob = get_model('mobilenet0.25', norm_kwargs={'momentum': 0.7})
     inc = get_model('inceptionv3', norm_kwargs={'momentum': 0.7})
     for net, eps in ((mob, 1e-5), (inc, 1e-3)):
-        norms = [b for b in _walk(net) if isinstance(b, nn.BatchNorm)]
+        norms = [b for b in walk(net) if isinstance(b, nn.BatchNorm)]
         assert norms
         assert all(b._kwargs['momentum'] == 0.7 for b in norms)
         assert all(b._kwargs['eps'] == eps for b in norms)
@@ -158,7 +126,7 @@ def test_inception_partial_bn():
     norm_kwargs = {'momentum': 0.8}
     net = Inception3(classes=10, norm_kwargs=norm_kwargs, partial_bn=True)
     assert norm_kwargs == {'momentum': 0.8}  # the caller's dict is left alone
-    norms = [b for b in _walk(net) if isinstance(b, nn.BatchNorm)]
+    norms = [b for b in walk(net) if isinstance(b, nn.BatchNorm)]
     assert len(norms) == 94
     assert not norms[0]._kwargs['use_global_stats']
     assert all(b._kwargs['use_global_stats'] for b in norms[1:])
@@ -173,9 +141,3 @@ def test_inception_partial_bn():
     after = [b.running_mean.data().asnumpy() for b in norms]
     assert not np.allclose(before[0], after[0])
     assert all(np.array_equal(b, a) for b, a in zip(before[1:], after[1:]))
-
-
-def _walk(block):
-    yield block
-    for child in block._children.values():
-        yield from _walk(child)
