@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from gluon_tricks import detection, transfer
-from test_transfer import BACKBONE, load_script, tiny_backbone, write_voc
+from helpers.scripts_runner import REPO, load_script
+from helpers.transfer_data import BACKBONE, tiny_backbone, write_voc
 from tools.datasets.archives import file_md5
 
 train_faster_rcnn = load_script('detection', 'train_faster_rcnn')
@@ -346,7 +347,6 @@ def test_horovod_two_ranks_merge_their_test_shards(backbone_run, voc, tmp_path):
     import signal
     import subprocess
     import sys
-    from test_transfer import REPO
     horovodrun = os.path.join(os.path.dirname(sys.executable), 'horovodrun')
     assert os.path.exists(horovodrun), 'horovodrun not found: build Horovod with `make horovod`'
     save = tmp_path / 'hvd'

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from gluon_tricks import segmentation, transfer
-from test_transfer import BACKBONE, REPO, load_script, tiny_backbone, write_ade20k
+from helpers.scripts_runner import REPO, load_script
+from helpers.transfer_data import BACKBONE, tiny_backbone, write_ade20k
 from tools.datasets.ade20k import ADE20K_ARCHIVE
 from tools.datasets.archives import file_md5
 
