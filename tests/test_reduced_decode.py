@@ -137,3 +137,82 @@ def test_loader_on_large_jpegs_reads_back_the_header_draws(tmp_path):
     _, buf = loader.dataset._source.read(key[0])
     ref, q = gd.TrainTransform(cfg)(gd.decode_image(buf), np.random.default_rng([key[1], key[0]]))
     np.testing.assert_allclose(params.asnumpy()[0], q.vector(700, 900), rtol=1e-6)
+
+
+def _opencv_rgb(buf, flag=cv2.IMREAD_COLOR):
+    img = cv2.imdecode(np.frombuffer(buf, np.uint8), flag)
+    return None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+@pytest.mark.parametrize('kind', ['420', '444', 'progressive', 'gray', 'odd', 'exif'])
+def test_decoded_pixels_are_opencvs(kind):
+    """Whatever decodes the JPEG (libjpeg-turbo through simplejpeg, or OpenCV), the pixels are
+    OpenCV's ``IMREAD_COLOR`` ones, bit for bit, at full and at reduced scale."""
+    rng = np.random.RandomState(4)
+    img = _natural(rng, 333 if kind == 'odd' else 320, 241 if kind == 'odd' else 240)
+    flags = [cv2.IMWRITE_JPEG_QUALITY, 92]
+    if kind == '444':
+        flags += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+    if kind == 'progressive':
+        flags += [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]
+    src = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if kind == 'gray' else img[:, :, ::-1]
+    buf = cv2.imencode('.jpg', np.ascontiguousarray(src), flags)[1].tobytes()
+    if kind == 'exif':
+        buf = _with_exif(buf)
+    assert np.array_equal(gd.decode_image(buf), _opencv_rgb(buf))
+    for factor in (2, 4, 8):
+        reduced = _opencv_rgb(buf, getattr(cv2, 'IMREAD_REDUCED_COLOR_%d' % factor))
+        assert np.array_equal(tr.decode_reduced(buf, factor), reduced), factor
+
+
+def test_cmyk_and_damaged_jpegs_still_decode_as_opencv_does(tmp_path):
+    from PIL import Image
+    img = _natural(np.random.RandomState(5), 96, 64)
+    path = str(tmp_path / 'cmyk.jpg')
+    Image.fromarray(img).convert('CMYK').save(path, quality=95)
+    with open(path, 'rb') as f:
+        cmyk = f.read()
+    assert np.array_equal(gd.decode_image(cmyk), _opencv_rgb(cmyk))
+    good = _jpeg(img)
+    scan = good.rfind(b'\xff\xda')
+    damaged = good[:scan + 40] + bytes(200) + good[scan + 240:]   # zeros inside the scan
+    expected = _opencv_rgb(damaged)
+    assert expected is not None and np.array_equal(gd.decode_image(damaged), expected)
+
+
+def test_plain_jpegs_do_not_need_opencv_to_decode(monkeypatch):
+    """libjpeg-turbo through simplejpeg (a dependency) decodes the common JPEG, OpenCV only
+    what it cannot read."""
+    buf = _jpeg(_natural(np.random.RandomState(6), 64, 48))
+    expected = gd.decode_image(buf)
+
+    def refuse(*args):
+        raise AssertionError('OpenCV asked to decode a plain JPEG')
+    monkeypatch.setattr(cv2, 'imdecode', refuse)
+    assert np.array_equal(gd.decode_image(buf), expected)
+    assert tr.decode_reduced(buf, 2).shape == (24, 32, 3)
+
+
+@pytest.mark.parametrize('train', [True, False])
+def test_batches_are_built_in_place_as_the_samples_stacked(tmp_path, train):
+    """A worker's batch is written sample by sample into one (shared-memory) NDArray: the
+    same values as stacking the samples one by one."""
+    root = tmp_path / 'tree'
+    rng = np.random.RandomState(7)
+    for c in ('a', 'b'):
+        (root / c).mkdir(parents=True)
+        for j in range(5):
+            cv2.imwrite(str(root / c / ('%d.png' % j)), _natural(rng, 150, 120)[:, :, ::-1])
+    res, _ = gd.pack_class_folder(str(root), str(tmp_path / 'rec'), shuffle=True, seed=1,
+                                  encoding='.jpg', quality=90, progress=False)
+    loader = gd.RecordLoader(res.rec_path, batch_size=4, train=train,
+                             aug=gd.AugmentConfig(input_size=40), seed=5, num_workers=0,
+                             progress=False, with_params=train)
+    keys = loader.sampler.batches(0)[1]
+    for shared in (False, True):
+        batch = loader.dataset.batch(keys, shared=shared)
+        samples = [loader.dataset[k] for k in keys]
+        assert len(batch) == len(samples[0])
+        for column, values in zip(batch, zip(*samples)):
+            assert column.dtype == np.float32
+            assert np.array_equal(column.asnumpy(), np.stack(values))

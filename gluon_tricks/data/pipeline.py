@@ -122,6 +122,10 @@ class AugmentedDataset(object):
         return len(self._source)
 
     def __getitem__(self, key):
+        return self._sample(key)
+
+    def _sample(self, key, out=None):
+        """``(image, label[, draws])`` of one key, the image written into ``out`` if given."""
         if self._pid != os.getpid():       # a worker process: one OpenCV thread each
             from . import workers
             if not workers.IN_WORKER:       # ours run OpenCV sequentially already
@@ -131,19 +135,38 @@ class AugmentedDataset(object):
         index, seed = key if isinstance(key, tuple) else (key, None)
         label, buf = self._source.read(index)
         if self._train:
-            done = self._transform.from_bytes(buf, np.random.default_rng([seed, index]))
+            done = self._transform.from_bytes(buf, np.random.default_rng([seed, index]), out)
         else:
             img = decode_image(buf)
-            done = None if img is None else self._transform(img)
+            done = None if img is None else self._transform(img, out)
         if done is None:
             raise self._source.corrupt(index, image_problem(buf) or
                                        'the image does not decode (%d bytes)' % len(buf))
         if not self._train:
             return done, np.float32(label)
-        out, params, shape = done
+        image, params, shape = done
         if self._with_params:
-            return out, np.float32(label), np.asarray(params.vector(*shape), np.float32)
-        return out, np.float32(label)
+            return image, np.float32(label), np.asarray(params.vector(*shape), np.float32)
+        return image, np.float32(label)
+
+    def batch(self, keys, shared=False):
+        """The samples of ``keys`` as a batch ``[data, label(, draws)]`` of NDArrays (float32
+        (N, 3, S, S), (N,), (N, len(PARAM_FIELDS))), each image written straight into its
+        place in the batch; in shared memory (``cpu_shared``) for a worker's batch."""
+        import mxnet as mx
+        ctx = mx.Context('cpu_shared', 0) if shared else mx.cpu()
+        side = self._transform.cfg.input_size
+        data = mx.nd.empty((len(keys), 3, side, side), ctx=ctx, dtype='float32')
+        images = numpy_view(data)
+        labels, draws = np.empty(len(keys), np.float32), []
+        for i, key in enumerate(keys):
+            sample = self._sample(key, images[i])
+            labels[i] = sample[1]
+            draws.extend(sample[2:])
+        out = [data, mx.nd.array(labels, ctx=ctx, dtype='float32')]
+        if draws:
+            out.append(mx.nd.array(np.stack(draws), ctx=ctx, dtype='float32'))
+        return out
 
     def describe(self, keys):
         """The files (class folders) or record numbers of a batch, for error messages."""
@@ -152,6 +175,18 @@ class AugmentedDataset(object):
         names = [items[i][0] for i in index] if items is not None else \
             ['record %d' % i for i in index]
         return ', '.join(names[:6]) + (' ... (%d samples)' % len(names) if len(names) > 6 else '')
+
+
+def numpy_view(array):
+    """A writable numpy array over the memory of a CPU NDArray that no operation is pending
+    on (a new ``mx.nd.empty``): what is written to it is the NDArray's content."""
+    import ctypes
+    from mxnet.base import _LIB, check_call
+    pointer = ctypes.c_void_p()
+    check_call(_LIB.MXNDArrayGetData(array.handle, ctypes.byref(pointer)))
+    dtype = np.dtype(array.dtype)
+    memory = (ctypes.c_char * (array.size * dtype.itemsize)).from_address(pointer.value)
+    return np.frombuffer(memory, dtype).reshape(array.shape)
 
 
 class ImageLoader(EpochLoader):

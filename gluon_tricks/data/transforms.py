@@ -149,14 +149,21 @@ def decode_image(buf):
 
     Returns None for bytes that :func:`image_problem` rejects or OpenCV cannot decode.
     """
-    import cv2
-    import numpy as np
-    if image_problem(buf):
-        return None
-    img = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR)
-    if img is None or img.size == 0:
-        return None
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)              # OpenCV decodes BGR
+    return decode_reduced(buf, 1)
+
+
+def _simplejpeg():
+    """The ``simplejpeg`` module, or None where it is not installed."""
+    if 'module' not in _SIMPLEJPEG:
+        try:
+            import simplejpeg
+        except ImportError:
+            simplejpeg = None
+        _SIMPLEJPEG['module'] = simplejpeg
+    return _SIMPLEJPEG['module']
+
+
+_SIMPLEJPEG = {}
 
 
 #: JPEG frame-header markers (SOF0-3, 5-7, 9-11, 13-15): they carry the image's height and width.
@@ -199,20 +206,36 @@ def jpeg_shape(buf):
 
 
 def decode_reduced(buf, factor):
-    """Decode JPEG bytes at ``1 / factor`` of their size (libjpeg's DCT scaling: each output
-    pixel is computed from a ``factor x factor`` block, the cost falls with the pixels made):
-    RGB uint8 of ``ceil(height / factor) x ceil(width / factor)``, or None as
-    :func:`decode_image`. ``factor`` 1 is :func:`decode_image`."""
-    if factor == 1:
-        return decode_image(buf)
+    """Decode image bytes to RGB uint8, a JPEG at ``1 / factor`` of its size (``factor`` 1,
+    2, 4 or 8; libjpeg's DCT scaling: each output pixel is computed from a ``factor x
+    factor`` block, so the cost falls with the pixels made): ``ceil(height / factor) x
+    ceil(width / factor)``. None for bytes that :func:`image_problem` rejects or that do not
+    decode.
+
+    JPEGs whose frame header :func:`jpeg_shape` reads are decoded by libjpeg-turbo through
+    ``simplejpeg`` (the pixels OpenCV gives, bit for bit, in about half the time); anything
+    else, or what ``simplejpeg`` refuses (CMYK, damaged data), by OpenCV, which also turns an
+    Exif-rotated image upright.
+    """
     import cv2
     import numpy as np
     if image_problem(buf):
         return None
-    img = cv2.imdecode(np.frombuffer(buf, np.uint8), getattr(cv2, _REDUCED_FLAGS[factor]))
+    sj = _simplejpeg()
+    shape = jpeg_shape(buf) if sj is not None else None
+    if shape is not None:
+        try:    # the smallest of libjpeg's n/8 scales that keeps these sides: exactly 1/factor
+            img = sj.decode_jpeg(buf, colorspace='RGB', min_height=-(-shape[0] // factor),
+                                 min_width=-(-shape[1] // factor))
+            if img.shape[:2] == (-(-shape[0] // factor), -(-shape[1] // factor)):
+                return img
+        except ValueError:
+            pass
+    flag = cv2.IMREAD_COLOR if factor == 1 else getattr(cv2, _REDUCED_FLAGS[factor])
+    img = cv2.imdecode(np.frombuffer(buf, np.uint8), flag)
     if img is None or img.size == 0:
         return None
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)              # OpenCV decodes BGR
 
 
 def load_image(path, cfg):
@@ -326,9 +349,10 @@ class TrainTransform(object):
                 return factor
         return 1
 
-    def from_bytes(self, buf, rng):
+    def from_bytes(self, buf, rng, out=None):
         """``(float32 (3, S, S), AugParams, (height, width))`` of encoded image bytes, or None
-        when they do not decode (:func:`decode_image`).
+        when they do not decode (:func:`decode_image`); the image is written into ``out``
+        when given (a batch's slot).
 
         For a JPEG whose frame header gives its size (:func:`jpeg_shape`), the draws are made
         from that size first, so they are those of :meth:`__call__`; when the crop is at least
@@ -342,8 +366,8 @@ class TrainTransform(object):
             img = decode_image(buf)
             if img is None:
                 return None
-            out, p = self(img, rng)
-            return out, p, img.shape[:2]
+            p = self.sample(img.shape[0], img.shape[1], rng)
+            return self.apply(img, p, out=out), p, img.shape[:2]
         p = self.sample(shape[0], shape[1], rng)
         factor = self.reduction(p)
         img = decode_reduced(buf, factor)
@@ -352,28 +376,30 @@ class TrainTransform(object):
         expected = (-(-shape[0] // factor), -(-shape[1] // factor))
         if img.shape[:2] != expected:       # the header did not describe the decoded image
             img = decode_image(buf) if factor > 1 else img
+            if img is None:
+                return None
             p = self.sample(img.shape[0], img.shape[1], rng)
-            return self.apply(img, p), p, img.shape[:2]
-        return self.apply(img, p, factor), p, shape
+            return self.apply(img, p, out=out), p, img.shape[:2]
+        return self.apply(img, p, factor, out), p, shape
 
-    def apply(self, img, p, factor=1):
+    def apply(self, img, p, factor=1, out=None):
         """Apply drawn parameters to an RGB uint8 (H, W, 3) image (decoded at ``1 / factor``
-        of the size the draws were made for)."""
+        of the size the draws were made for); the result goes into ``out`` when given."""
         import cv2
         import numpy as np
         x0, y0, w, h = p.box
         s = self.cfg.input_size
         if factor == 1:
-            out = cv2.resize(np.ascontiguousarray(img[y0:y0 + h, x0:x0 + w]), (s, s),
+            crop = cv2.resize(np.ascontiguousarray(img[y0:y0 + h, x0:x0 + w]), (s, s),
                              interpolation=cv2.INTER_LINEAR)                   # step 2
         else:   # the same bilinear sampling, at the box's exact place in reduced pixels
-            out = cv2.warpAffine(img, _reduced_box_map(p.box, s, factor), (s, s),
+            crop = cv2.warpAffine(img, _reduced_box_map(p.box, s, factor), (s, s),
                                  flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                  borderMode=cv2.BORDER_REPLICATE)
         if p.flip:
-            out = cv2.flip(out, 1)                                             # step 3
+            crop = cv2.flip(crop, 1)                                           # step 3
         # step 1, in planes (3, S, S): every operation below is then a plain array operation
-        x = _planes(out)
+        x = _planes(crop)
         gray, tmp = np.empty(x.shape[1:], np.float32), np.empty(x.shape[1:], np.float32)
         for name in p.order:                                                   # step 4
             a = p.factors[name]
@@ -396,7 +422,7 @@ class TrainTransform(object):
             if name == 'hue' or (a > 1 and name != 'brightness'):
                 np.maximum(x, 0, out=x)
         vec, val = self._eig
-        return normalize_chw(x, self.cfg, vec.dot(np.asarray(p.alpha) * val))  # steps 5, 6
+        return normalize_chw(x, self.cfg, vec.dot(np.asarray(p.alpha) * val), out)  # 5, 6
 
     def __call__(self, img, rng):
         p = self.sample(img.shape[0], img.shape[1], rng)
@@ -448,14 +474,15 @@ class ValTransform(object):
             return height * short // width, short
         return short, width * short // height
 
-    def __call__(self, img):
+    def __call__(self, img, out=None):
         import cv2
         import numpy as np
         s = self.cfg.input_size
         nh, nw = self.resized_shape(*img.shape[:2])
-        out = cv2.resize(np.ascontiguousarray(img), (nw, nh), interpolation=cv2.INTER_LINEAR)
+        resized = cv2.resize(np.ascontiguousarray(img), (nw, nh),
+                             interpolation=cv2.INTER_LINEAR)
         y0, x0 = (nh - s) // 2, (nw - s) // 2
-        return normalize_chw(_planes(out[y0:y0 + s, x0:x0 + s]), self.cfg)
+        return normalize_chw(_planes(resized[y0:y0 + s, x0:x0 + s]), self.cfg, out=out)
 
 
 def _planes(img):
@@ -475,14 +502,16 @@ def _luma(x, out, tmp):
     return out
 
 
-def normalize_chw(x, cfg, offset=(0.0, 0.0, 0.0)):
-    """``(x + offset - mean) / std`` of float32 RGB planes (3, H, W), in place (step 6).
+def normalize_chw(x, cfg, offset=(0.0, 0.0, 0.0), out=None):
+    """``(x + offset - mean) / std`` of float32 RGB planes (3, H, W), in place, or into
+    ``out`` (a batch's slot) with the same operations (step 6).
 
     ``offset`` carries the PCA lighting noise of step 5.
     """
     import numpy as np
     inv_std = 1.0 / np.asarray(cfg.std, np.float64)
     shift = (np.asarray(offset, np.float64) - np.asarray(cfg.mean, np.float64)) * inv_std
-    x *= inv_std.astype(np.float32)[:, None, None]
-    x += shift.astype(np.float32)[:, None, None]
-    return x
+    out = x if out is None else out
+    np.multiply(x, inv_std.astype(np.float32)[:, None, None], out=out)
+    out += shift.astype(np.float32)[:, None, None]
+    return out

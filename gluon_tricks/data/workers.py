@@ -66,7 +66,9 @@ class WorkerLoader(object):
     Parameters
     ----------
     dataset : object
-        ``dataset[key]``; forked into the workers, never pickled.
+        ``dataset[key]``; forked into the workers, never pickled. One with a method
+        ``batch(keys, shared)`` (and no ``batchify_fn`` given) builds whole batches itself,
+        in shared memory when ``shared`` (:class:`~.pipeline.AugmentedDataset`).
     batch_sampler : iterable of lists of keys, with ``len()``
     batchify_fn : callable, optional
         Default: Gluon's (its shared-memory version with workers).
@@ -85,6 +87,8 @@ class WorkerLoader(object):
         self.dataset, self.batch_sampler = dataset, batch_sampler
         self.num_workers = max(0, int(num_workers))
         self.batchify_fn, self.name, self.describe = batchify_fn, name, describe
+        # a dataset with batch(keys, shared) builds its batches itself, in place
+        self._assembles = batchify_fn is None and callable(getattr(dataset, 'batch', None))
         self.timeout = _timeout() if timeout is None else float(timeout)
         self._workers = None
         if self.num_workers:
@@ -93,8 +97,9 @@ class WorkerLoader(object):
     def _start(self):
         from mxnet.gluon.data.dataloader import default_mp_batchify_fn
         size = min(self.num_workers, max(1, len(self.batch_sampler)))
-        self._workers = _Workers(self.dataset, self.batchify_fn or default_mp_batchify_fn,
-                                 size, self.name, self.describe, self.timeout)
+        batchify = None if self._assembles else self.batchify_fn or default_mp_batchify_fn
+        self._workers = _Workers(self.dataset, batchify, size, self.name, self.describe,
+                                 self.timeout)
         weakref.finalize(self, self._workers.stop, False)   # the workers hold no ref to self
         return self._workers
 
@@ -116,7 +121,8 @@ class WorkerLoader(object):
             from mxnet.gluon.data.dataloader import default_batchify_fn
             batchify = self.batchify_fn or default_batchify_fn
             for keys in batches:
-                yield batchify([self.dataset[k] for k in keys])
+                yield self.dataset.batch(keys) if self._assembles else \
+                    batchify([self.dataset[k] for k in keys])
             return
         keys = list(batches)
         workers = self._workers
@@ -199,7 +205,8 @@ def _worker_main(dataset, batchify_fn, tasks, results, others, parent, np_state)
         if task is None:
             return
         try:
-            batch = batchify_fn([dataset[k] for k in task[1]])
+            batch = dataset.batch(task[1], shared=True) if batchify_fn is None else \
+                batchify_fn([dataset[k] for k in task[1]])
             buf = io.BytesIO()
             ForkingPickler(buf, pickle.HIGHEST_PROTOCOL).dump(batch)   # NDArrays: shared memory
             del batch
