@@ -59,3 +59,31 @@ def test_one_pixel_image_trains_and_verifies_alike(tmp_path):
         data, _ = next(iter(gd.RecordLoader(res.rec_path, batch_size=4, train=train, aug=cfg,
                                             num_workers=0, progress=False, verify=True)))
         assert data.shape == (4, 3, INPUT, INPUT) and np.isfinite(data.asnumpy()).all()
+
+
+def test_each_rank_verifies_only_its_validation_part(color_rec, tmp_path, monkeypatch):
+    """With P parts, the validation loader of part i decodes the records i, i + P, ... only
+    (not the whole file on every rank), stamps that part, and finds a bad record in the part
+    that holds it."""
+    res, _ = color_rec
+    rec = str(tmp_path / 'bad.rec')
+    _corrupt_copy(res.rec_path, rec, bad_key=6)          # 15 records: part 0 of 2 holds 6
+    from gluon_tricks.data import verify
+    seen = []
+    real = verify._check_record
+    monkeypatch.setattr(verify, '_check_record',
+                        lambda records, i, n: seen.append(i) or real(records, i, n))
+    cfg = gd.AugmentConfig(input_size=INPUT)
+    loader = gd.RecordLoader(rec, batch_size=4, train=False, aug=cfg, num_classes=3,
+                             num_parts=2, part_index=1, progress=False)
+    assert sorted(seen) == list(range(1, 15, 2)) and loader.num_samples == 7
+    assert gd.is_verified(rec, str(tmp_path / 'bad.idx'), 2, 1)
+    assert not gd.is_verified(rec, str(tmp_path / 'bad.idx'))          # not the whole file
+    seen.clear()
+    gd.RecordLoader(rec, batch_size=4, train=False, aug=cfg, num_classes=3, num_parts=2,
+                    part_index=1, progress=False)
+    assert seen == []                                                    # the stamp holds
+    with pytest.raises(gd.CorruptRecordError, match=r'part 1 of 2.*6: image does not decode'):
+        gd.RecordLoader(rec, batch_size=4, train=False, aug=cfg, num_classes=3, num_parts=2,
+                        part_index=0, progress=False)
+    assert sorted(seen) == list(range(0, 15, 2))

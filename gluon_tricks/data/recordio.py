@@ -211,10 +211,13 @@ class RecordLoader(ImageLoader):
         self.classes = self.info.classes
         self.check_label_range = check_label_range
         if verify is True or (verify == 'auto' and not train):
-            if not is_verified(self.rec_path, self.idx_path):
+            # validation: only the records this part evaluates (each rank decodes its own)
+            parts = (1, 0) if train else (num_parts, part_index)
+            if not is_verified(self.rec_path, self.idx_path, *parts):
                 # labels are checked separately (LabelError), keep the stamp label-agnostic
                 verify_record_file(self.rec_path, self.idx_path, None, progress=progress,
-                                   raise_on_error=True, num_workers=max(1, num_workers))
+                                   raise_on_error=True, num_workers=max(1, num_workers),
+                                   num_parts=parts[0], part_index=parts[1])
         records = RecordFile(self.rec_path, self.idx_path)
         records.check()
         super(RecordLoader, self).__init__(

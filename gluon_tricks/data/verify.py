@@ -1,7 +1,9 @@
 """Verification of RecordIO files: every image decodes, every label is a class index.
 
 A clean file gets a ``<rec>.verified`` stamp holding the sizes and modification times of the
-``.rec`` and ``.idx``; the loaders skip the check while the stamp matches.
+``.rec`` and ``.idx``; the loaders skip the check while the stamp matches. A part of the file
+(the records ``i, i + P, ...`` that rank ``i`` of ``P`` validates on) is verified and stamped
+on its own (``<rec>.verified-part-i-of-P``): each rank decodes its part only.
 """
 import collections
 import itertools
@@ -76,8 +78,10 @@ def _check_record(records, index, num_classes):
     return key, int(label), None
 
 
-def _stamp_path(rec_path):
-    return rec_path + '.verified'
+def _stamp_path(rec_path, num_parts=1, part_index=0):
+    if num_parts == 1:
+        return rec_path + '.verified'
+    return rec_path + '.verified-part-%d-of-%d' % (part_index, num_parts)
 
 
 def _file_signature(rec_path, idx_path):
@@ -86,35 +90,41 @@ def _file_signature(rec_path, idx_path):
             'idx_size': st_idx.st_size, 'idx_mtime_ns': st_idx.st_mtime_ns}
 
 
-def write_verified_stamp(rec_path, idx_path, num_records):
+def write_verified_stamp(rec_path, idx_path, num_records, num_parts=1, part_index=0):
     """Record that every image of the file decodes (``<rec>.verified``, JSON).
 
     Written by :func:`verify_record_file` on success and by
     :func:`~gluon_tricks.data.pack_records` (which only packs images OpenCV decoded); the
     stamp holds the sizes and modification times of the .rec and .idx, so any later change
-    invalidates it. Unwritable locations are silently skipped.
+    invalidates it. Unwritable locations are silently skipped. ``num_parts > 1``: the stamp
+    of one part (see the module notes).
     """
     sig = dict(_file_signature(rec_path, idx_path), num_records=int(num_records))
     try:
-        with open(_stamp_path(rec_path), 'w') as f:
+        with open(_stamp_path(rec_path, num_parts, part_index), 'w') as f:
             json.dump(sig, f)
     except OSError:
         pass
 
 
-def is_verified(rec_path, idx_path):
-    """True when a valid ``<rec>.verified`` stamp matches the current files."""
-    try:
-        with open(_stamp_path(rec_path)) as f:
-            stamp = json.load(f)
-        sig = _file_signature(rec_path, idx_path)
-    except (OSError, ValueError):
-        return False
-    return all(stamp.get(k) == v for k, v in sig.items())
+def is_verified(rec_path, idx_path, num_parts=1, part_index=0):
+    """True when a valid ``<rec>.verified`` stamp matches the current files (or, for part
+    ``part_index`` of ``num_parts``, that part's stamp)."""
+    stamps = [(1, 0)] + ([(num_parts, part_index)] if num_parts > 1 else [])
+    for parts, index in stamps:
+        try:
+            with open(_stamp_path(rec_path, parts, index)) as f:
+                stamp = json.load(f)
+            sig = _file_signature(rec_path, idx_path)
+        except (OSError, ValueError):
+            continue
+        if all(stamp.get(k) == v for k, v in sig.items()):
+            return True
+    return False
 
 
 def verify_record_file(rec_path, idx_path=None, num_classes=None, progress=True,
-                       raise_on_error=False, num_workers=4):
+                       raise_on_error=False, num_workers=4, num_parts=1, part_index=0):
     """Decode every image of a RecordIO file and report the bad records by key.
 
     Parameters
@@ -129,6 +139,9 @@ def verify_record_file(rec_path, idx_path=None, num_classes=None, progress=True,
         Raise :class:`CorruptRecordError` listing the bad records instead of returning.
     num_workers : int
         Decoding threads.
+    num_parts, part_index : int
+        Check only the records ``part_index, part_index + num_parts, ...`` (a rank's
+        validation part) and stamp that part.
 
     Returns
     -------
@@ -144,23 +157,27 @@ def verify_record_file(rec_path, idx_path=None, num_classes=None, progress=True,
     from tqdm import tqdm
     rec_path, idx_path = record_paths(rec_path, idx_path)
     records = RecordFile(rec_path, idx_path)
-    keys = records.keys
+    indices = range(part_index, len(records), num_parts)
     bad, counts = [], {}
     for key, label, reason in tqdm(bounded_map(lambda i: _check_record(records, i, num_classes),
-                                               range(len(records)), max(1, int(num_workers))),
-                                   total=len(keys), disable=not progress,
-                                   desc='verify %s' % os.path.basename(rec_path)):
+                                               indices, max(1, int(num_workers))),
+                                   total=len(indices), disable=not progress,
+                                   desc='verify %s%s' % (os.path.basename(rec_path), (
+                                       ' (part %d of %d)' % (part_index + 1, num_parts)
+                                       if num_parts > 1 else ''))):
         if reason is not None:
             bad.append((key, reason))
         else:
             counts[label] = counts.get(label, 0) + 1
-    report = VerifyReport(len(keys), bad, counts)
+    report = VerifyReport(len(indices), bad, counts)
     if not bad:
-        write_verified_stamp(rec_path, idx_path, len(keys))
+        write_verified_stamp(rec_path, idx_path, len(records), num_parts, part_index)
     elif raise_on_error:
         raise CorruptRecordError(
-            '%s: %d of %d records are bad (key: reason): %s. Repack the data from the '
+            '%s: %d of %d records%s are bad (key: reason): %s. Repack the data from the '
             'original images (scripts/classification/prepare_imagenet.py)'
-            % (rec_path, len(bad), len(keys), '; '.join('%s: %s' % b for b in bad[:10])))
+            % (rec_path, len(bad), len(indices), ' of part %d of %d' % (
+                part_index + 1, num_parts) if num_parts > 1 else '',
+               '; '.join('%s: %s' % b for b in bad[:10])))
     return report
 
