@@ -26,7 +26,7 @@ import os
 import sys
 
 __all__ = ['physical_cores', 'local_ranks', 'choose_threads', 'choose_wait_policy',
-           'configure_threads', 'SPIN_COUNT']
+           'configure_threads', 'data_workers', 'SPIN_COUNT']
 
 #: libgomp's spin iterations at a barrier before sleeping (its own default: 300,000).
 SPIN_COUNT = 10000
@@ -80,6 +80,30 @@ def choose_threads(environ=None, cores=None):
         reason += ', shared by %d ranks on this host' % ranks
     return str(threads), '%s threads: %s (MXNet alone would start one per 2 logical CPUs)' % (
         threads, reason)
+
+
+def data_workers(requested=None, environ=None, cpus=None):
+    """``(workers, reason)``: the data worker processes of one training process (``-j``).
+
+    ``requested`` (the user's ``-j``) wins. Otherwise the logical CPUs this process may run on
+    (its affinity) shared among the local ranks of the host, less one for the training
+    process itself where a rank has more than two: 2 on a 2-CPU machine, 7 for each of 8 ranks
+    on 64 CPUs. (GluonCV's default is 4 whatever the machine.)
+    """
+    if requested is not None:
+        return int(requested), '-j %d set by you' % int(requested)
+    environ = os.environ if environ is None else environ
+    if cpus is None:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            cpus = os.cpu_count() or 1
+    ranks = local_ranks(environ)
+    share = max(1, cpus // ranks)
+    workers = share - 1 if share > 2 else share
+    return workers, '%d data worker(s): %d CPU(s)%s%s (-j to choose)' % (
+        workers, cpus, ' shared by %d ranks' % ranks if ranks > 1 else '',
+        ', one left for the training process' if share > 2 else '')
 
 
 def choose_wait_policy(environ=None):

@@ -1,4 +1,4 @@
-"""Smoke tests of the benchmark harness (issue 7): it runs at a tiny size and its JSON holds
+"""Smoke tests of the benchmark harness: it runs at a tiny size and its JSON holds
 every figure. Nothing here is timed or compares speeds."""
 import importlib.util
 import json
@@ -43,6 +43,7 @@ def results(tmp_path_factory):
     return out
 
 
+@pytest.mark.subprocess
 def test_train_and_reference_fields(results):
     for key in ('train', 'reference'):
         r = results[key]
@@ -62,6 +63,7 @@ def test_train_and_reference_fields(results):
         results['train']['windows'], results['reference']['windows']))
 
 
+@pytest.mark.subprocess
 def test_profile_fields(results):
     p = results['profile']
     _positive(p['wall_ms'], 'profile.wall_ms')
@@ -77,6 +79,7 @@ def test_profile_fields(results):
     assert os.path.getsize(os.path.join(results['_tmp'], 'trace.json')) > 0
 
 
+@pytest.mark.subprocess
 def test_data_fields(results):
     d = results['data']
     assert d['images'] == 8 and d['image_size'] == [48, 40]
@@ -88,13 +91,15 @@ def test_data_fields(results):
         for field in ('img_per_sec', 'img_per_sec_per_thread', 'reference_img_per_sec',
                       'reference_img_per_sec_per_thread', 'ratio', 'ratio_paired', 'ratio_cpu',
                       'fresh_img_per_sec', 'ratio_fresh', 'ratio_fresh_paired',
-                      'ratio_fresh_cpu', 'img_per_cpu_sec', 'reference_img_per_cpu_sec'):
+                      'ratio_fresh_cpu', 'img_per_cpu_sec', 'reference_img_per_cpu_sec',
+                      'in_process_img_per_sec', 'ratio_in_process'):
             _positive(r[field], 'data.threads.%s.%s' % (t, field))
         assert r['ratio'] == pytest.approx(r['img_per_sec'] / r['reference_img_per_sec'])
         assert r['img_per_sec_per_thread'] == pytest.approx(r['img_per_sec'] /
                                                             r['effective_threads'])
 
 
+@pytest.mark.subprocess
 def test_inference_fields(results):
     inf = results['inference']
     assert inf['variants'][:2] == ['in_memory', 'exported']
@@ -111,6 +116,7 @@ def test_inference_fields(results):
         inf['exported']['latency_ms'] / inf['in_memory']['latency_ms'])
 
 
+@pytest.mark.subprocess
 def test_machine_and_config(results):
     m = results['machine']
     _positive(m['cores'], 'cores')
@@ -149,6 +155,7 @@ def test_bad_flags_are_named(capsys):
     assert mod.parse_args(['--load', '2']).load == 2
 
 
+@pytest.mark.subprocess
 def test_busy_load_runs_only_inside_its_block():
     import psutil
     with machine.BusyLoad(2) as load:

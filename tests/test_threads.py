@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from gluon_tricks import threads
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,6 +56,7 @@ def _run(code, **env):
     return out.stdout.strip().splitlines()
 
 
+@pytest.mark.subprocess
 def test_configure_before_mxnet_sets_the_environment():
     code = ('from gluon_tricks.threads import configure_threads, physical_cores; '
             'print(configure_threads()); import os, mxnet; '
@@ -72,6 +75,7 @@ def test_configure_before_mxnet_sets_the_environment():
     assert 'after import mxnet' in late[0]
 
 
+@pytest.mark.subprocess
 def test_training_script_logs_its_choice(tmp_path, rec_dir):
     """A short real run (one epoch of the test digits at 32 px) logs the thread choice."""
     script = os.path.join(REPO, 'scripts', 'classification', 'train_imagenet.py')
@@ -83,3 +87,27 @@ def test_training_script_logs_its_choice(tmp_path, rec_dir):
                          capture_output=True, text=True, env=environ, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert 'OpenMP: %d threads' % threads.physical_cores() in out.stdout + out.stderr
+
+
+def test_data_workers_default_to_the_cpus_of_a_rank():
+    assert threads.data_workers(3) == (3, '-j 3 set by you')
+    assert threads.data_workers(0)[0] == 0
+    assert threads.data_workers(environ={}, cpus=2)[0] == 2        # no core to spare
+    assert threads.data_workers(environ={}, cpus=1)[0] == 1
+    n, why = threads.data_workers(environ={}, cpus=16)
+    assert n == 15 and 'one left for the training process' in why
+    n, why = threads.data_workers(environ={'HOROVOD_LOCAL_SIZE': '8'}, cpus=64)
+    assert n == 7 and 'shared by 8 ranks' in why
+    assert threads.data_workers(environ={'OMPI_COMM_WORLD_LOCAL_SIZE': '4'}, cpus=4)[0] == 1
+
+
+def test_a_prefetch_larger_than_shared_memory_is_refused_naming_the_flags(tmp_path):
+    from gluon_tricks.data.workers import SharedMemoryError, check_shared_memory
+    free = os.statvfs(str(tmp_path)).f_bavail * os.statvfs(str(tmp_path)).f_frsize
+    check_shared_memory(free // 100, 4, 'train.rec', path=str(tmp_path))     # 10 batches fit
+    with pytest.raises(SharedMemoryError) as e:
+        check_shared_memory(free // 5, 4, 'train.rec', path=str(tmp_path))
+    msg = str(e.value)
+    assert 'train.rec' in msg and '-j' in msg and '--batch-size' in msg and '--shm-size' in msg
+    check_shared_memory(free * 10, 0, 'train.rec', path=str(tmp_path))      # -j 0: no workers
+    check_shared_memory(free * 10, 4, 'train.rec', path=str(tmp_path / 'missing'))

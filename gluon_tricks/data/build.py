@@ -39,6 +39,9 @@ def build_loaders(cfg, batch_size, num_parts=1, part_index=0, seed=0, val_batch_
     val_batch_size = val_batch_size or batch_size
     vparts, vindex = (num_parts, part_index) if shard_val else (1, 0)
     workers, num_classes = cfg.num_workers, cfg.num_classes
+    if workers is None:
+        from ..threads import data_workers
+        workers = data_workers()[0]
     if cfg.synthetic_data:
         nc = num_classes or IMAGENET_CLASSES
         train = SyntheticLoader(batch_size, IMAGENET_TRAIN_SAMPLES // num_parts, aug.input_size,

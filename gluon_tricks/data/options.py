@@ -44,7 +44,7 @@ class DataConfig:
     rec_val_idx: Optional[str] = None
     use_rec: bool = False
     synthetic_data: bool = False
-    num_workers: int = 4
+    num_workers: Optional[int] = None
     num_classes: Optional[int] = None
     input_size: int = _PAPER.input_size
     crop_ratio: float = _PAPER.crop_ratio
@@ -61,7 +61,8 @@ class DataConfig:
 
     def __post_init__(self):
         self.mean, self.std = tuple(self.mean), tuple(self.std)
-        if int(self.num_workers) != self.num_workers or self.num_workers < 0:
+        if self.num_workers is not None and (int(self.num_workers) != self.num_workers or
+                                             self.num_workers < 0):
             raise ValueError('-j/--num-data-workers must be an integer >= 0, got %r'
                              % (self.num_workers,))
         if self.num_classes is not None and self.num_classes < 1:
@@ -91,7 +92,8 @@ class DataConfig:
         g.add_argument('-j', '--num-data-workers', '--num-workers', '--workers',
                        dest='num_workers', type=int, default=d.num_workers,
                        help='data worker processes decoding and augmenting images (0: in the '
-                            'training process); default %(default)s')
+                            'training process); default: the CPUs of this rank, one left for '
+                            'the training process where it has more than 2')
         g.add_argument('--input-size', type=int, default=d.input_size,
                        help='network input size (paper: 224; 299 for Inception-V3)')
         g.add_argument('--crop-ratio', type=float, default=d.crop_ratio,

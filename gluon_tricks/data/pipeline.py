@@ -23,7 +23,7 @@ import numpy as np
 from .transforms import PARAM_FIELDS, TrainTransform, ValTransform, decode_image, image_problem
 from ..streams import stream_seed
 from .base import EmptyDatasetError, EpochLoader, batches_per_epoch
-from .workers import WorkerLoader
+from .workers import WorkerLoader, check_shared_memory
 
 __all__ = ['ShardBatchSampler', 'AugmentedDataset', 'ImageLoader']
 
@@ -232,6 +232,8 @@ class ImageLoader(EpochLoader):
         self.num_workers = max(0, int(num_workers))
         if self.num_workers:
             import cv2  # noqa: F401 - loaded once here, not in every worker of every epoch
+            check_shared_memory(batch_size * 3 * aug.input_size ** 2 * 4,
+                                min(self.num_workers, len(self)), name)
         self._loader = WorkerLoader(self.dataset, self.sampler, num_workers=self.num_workers,
                                     name=name, describe=self.dataset.describe)
 

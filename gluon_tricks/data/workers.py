@@ -33,7 +33,8 @@ import weakref
 
 from ..errors import UserError
 
-__all__ = ['WorkerLoader', 'DataWorkerError', 'WORKER_TIMEOUT']
+__all__ = ['WorkerLoader', 'DataWorkerError', 'SharedMemoryError', 'check_shared_memory',
+           'WORKER_TIMEOUT']
 
 
 #: Seconds a batch may take to arrive before :class:`DataWorkerError`: generous (a batch of
@@ -46,6 +47,34 @@ _LIVE = weakref.WeakSet()       # every worker set not yet ended
 class DataWorkerError(UserError, RuntimeError):
     """A data worker process died without reporting an error, or delivered no batch in time;
     the message names the batch's samples and what to do."""
+
+
+class SharedMemoryError(UserError, RuntimeError):
+    """The batches the data workers keep in flight do not fit in shared memory (/dev/shm)."""
+
+
+def check_shared_memory(batch_bytes, num_workers, name='', path='/dev/shm'):
+    """Refuse, before any worker starts, a prefetch that does not fit in shared memory.
+
+    A pass keeps ``2 * num_workers`` batches in flight (:class:`WorkerLoader`) and the
+    consumer holds up to two more, each in its own shared-memory segment: a container's
+    default 64 MB of ``/dev/shm`` holds less than one batch of 128 images at 224 px. Where
+    ``path`` does not exist (not Linux) nothing is checked.
+    """
+    if num_workers < 1:
+        return
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return
+    need, free = (2 * num_workers + 2) * int(batch_bytes), st.f_bavail * st.f_frsize
+    if need > free:
+        raise SharedMemoryError(
+            '%s: %d data workers keep %d batches of %.0f MB in shared memory (%.2f GB), but %s '
+            'has %.2f GB free. Lower -j (or --batch-size), use -j 0 to decode in the training '
+            'process, or give the machine more shared memory (docker run --shm-size=%dg)'
+            % (name or 'the data', num_workers, 2 * num_workers + 2, batch_bytes / 1e6,
+               need / 1e9, path, free / 1e9, max(1, -(-need // 2 ** 30) + 1)))
 
 
 def _timeout():

@@ -50,7 +50,8 @@ class DatasetConfig(Section):
         cls.add_dataset_args(g, d)
         g.add_argument('-j', '--num-data-workers', '--num-workers', '--workers',
                        dest='num_workers', type=int, default=d.num_workers,
-                       help='data loader worker processes')
+                       help='data loader worker processes; default: the CPUs of this rank, one '
+                            'left for the training process where it has more than 2')
         return g
 
     @staticmethod

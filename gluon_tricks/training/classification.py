@@ -1,10 +1,13 @@
 """Image classification with the bag of tricks (sections 2-5) as a task of the loop."""
+import dataclasses
+
 import mxnet as mx
 
 from ..engine import Recipe, TrainStep, evaluate
 from ..model_zoo import get_initializer, get_model
 from ..model_zoo.io import load_model
 from ..precision import LossScaler, cast_network, init_amp
+from ..threads import data_workers
 from .task import Task
 
 __all__ = ['ClassificationTask']
@@ -23,8 +26,12 @@ class ClassificationTask(Task):
         from ..data import build_loaders
         dist = run.dist
         num_parts, part_index = dist.shard()
+        workers, why = data_workers(run.cfg.data.num_workers)
+        if not run.cfg.data.synthetic_data:
+            run.log('data: ' + why)
         self.train_loader, self.val_loader = build_loaders(
-            run.cfg.data, batch_size=run.local_batch, num_parts=num_parts,
+            dataclasses.replace(run.cfg.data, num_workers=workers),
+            batch_size=run.local_batch, num_parts=num_parts,
             part_index=part_index, seed=run.cfg.run.seed)
         self.classes = self.train_loader.num_classes
         run.derived['classes'] = self.classes

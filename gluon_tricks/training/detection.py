@@ -6,11 +6,13 @@ import dataclasses
 import math
 import os
 import pickle
+from typing import Optional
 
 import mxnet as mx
 
 from ..errors import ConfigError
 from ..config import check_positive
+from ..threads import data_workers
 from ..data import ShardBatchSampler
 from ..detection import (build_faster_rcnn, evaluate, format_ap_table, parse_voc_splits,
                          train_loader, trainable_params, val_loader, voc_dataset)
@@ -70,7 +72,7 @@ class VOCDataConfig(DatasetConfig):
     val_splits: str = '2007_test'
     short: int = 600
     max_size: int = 1000
-    num_workers: int = 4
+    num_workers: Optional[int] = None
 
     data_dir_help = 'VOC root holding VOC2007/ and VOC2012/ (prepare_voc.py --out)'
 
@@ -136,11 +138,13 @@ class DetectionTask(Task):
                                 num_sample=m.rcnn_num_samples)
         run.log('backbone %s from %s (frozen BN statistics)'
                 % (m.backbone, net.backbone_params_file))
+        workers, why = data_workers(d.num_workers)
+        run.log('data: ' + why)
         self.loader.loader, self.loader.sampler = train_loader(
             net, self.train_set, run.cfg.optim.batch_size, len(run.devices), run.dist.size,
-            run.dist.rank, run.cfg.run.seed, d.num_workers)
+            run.dist.rank, run.cfg.run.seed, workers)
         self.val_data = val_loader(net, self.val_set, len(run.devices), run.dist.size,
-                                   run.dist.rank, d.num_workers)
+                                   run.dist.rank, workers)
         self.result, self.per_device = None, run.cfg.optim.batch_size
         return net
 

@@ -4,11 +4,13 @@ flags (:class:`SegmenterConfig`, :class:`ADE20KDataConfig`, GluonCV's ADE20K rec
 :mod:`gluon_tricks.segmentation`'s."""
 import dataclasses
 import os
+from typing import Optional
 
 import mxnet as mx
 from mxnet.gluon import nn
 
 from ..config import check_positive
+from ..threads import data_workers
 from ..segmentation import (SegmentationMetric, ade20k_dataset, build_fcn, evaluate,
                             train_loader, val_loader)
 from .backbone import BackboneConfig, DatasetConfig
@@ -51,7 +53,7 @@ class ADE20KDataConfig(DatasetConfig):
     crop_size: int = 480
     eval_mode: str = 'val'
     test_batch_size: int = 4
-    num_workers: int = 4
+    num_workers: Optional[int] = None
 
     data_dir_help = 'folder holding ADEChallengeData2016 (prepare_ade20k.py --out)'
 
@@ -95,10 +97,12 @@ class SegmentationTask(Task):
         d, dist = run.cfg.data, run.dist
         self.train_set = ade20k_dataset(d.data_dir, 'train', 'train', d.base_size, d.crop_size)
         self.val_set = ade20k_dataset(d.data_dir, 'val', d.eval_mode, d.base_size, d.crop_size)
+        workers, why = data_workers(d.num_workers)
+        run.log('data: ' + why)
         loader, sampler = train_loader(self.train_set, run.local_batch, dist.size, dist.rank,
-                                       run.cfg.run.seed, d.num_workers)
+                                       run.cfg.run.seed, workers)
         self.val_data = val_loader(self.val_set, d.test_batch_size * len(run.devices),
-                                   dist.size, dist.rank, d.num_workers)
+                                   dist.size, dist.rank, workers)
         run.derived['classes'] = self.train_set.num_class
         run.log('data: %d training and %d validation images; %d iterations of %d per epoch'
                 % (len(self.train_set), len(self.val_set), len(sampler), run.global_batch))
