@@ -8,7 +8,7 @@ __all__ = ['build_loaders']
 
 
 def build_loaders(cfg, batch_size, num_parts=1, part_index=0, seed=0, val_batch_size=None,
-                  shard_val=True, with_val=True, progress=True):
+                  shard_val=True, with_val=True, progress=True, pin_memory=False):
     """``(train_loader, val_loader)`` of ``cfg``; both yield ``(data, label)`` (:mod:`.base`).
 
     ``--synthetic-data``: :class:`SyntheticLoader`; ``--use-rec``: :class:`RecordLoader` on
@@ -34,6 +34,8 @@ def build_loaders(cfg, batch_size, num_parts=1, part_index=0, seed=0, val_batch_
         False returns ``(train_loader, None)``.
     progress : bool
         Progress bar for a label scan of a RecordIO file without ``.lst``.
+    pin_memory : bool
+        Image batches in page-locked memory (``ImageLoader.pin_memory``), for GPU devices.
     """
     aug = cfg.augment()
     val_batch_size = val_batch_size or batch_size
@@ -58,11 +60,15 @@ def build_loaders(cfg, batch_size, num_parts=1, part_index=0, seed=0, val_batch_
             rec, idx = cfg.rec_paths('val')
             val = RecordLoader(rec, idx, val_batch_size, False, aug, vparts, vindex, seed,
                                workers, train.num_classes, progress=progress)
-        return train, val
-    train = FolderLoader(cfg.folder('train'), batch_size, True, aug, num_parts, part_index, seed,
-                         workers, num_classes=num_classes)
-    val = None
-    if with_val:
-        val = FolderLoader(cfg.folder('val'), val_batch_size, False, aug, vparts, vindex, seed,
-                           workers, classes=train.classes, num_classes=train.num_classes)
+    else:
+        train = FolderLoader(cfg.folder('train'), batch_size, True, aug, num_parts, part_index,
+                             seed, workers, num_classes=num_classes)
+        val = None
+        if with_val:
+            val = FolderLoader(cfg.folder('val'), val_batch_size, False, aug, vparts, vindex,
+                               seed, workers, classes=train.classes,
+                               num_classes=train.num_classes)
+    for loader in (train, val):
+        if loader is not None:
+            loader.pin_memory = bool(pin_memory)
     return train, val

@@ -1,6 +1,8 @@
-"""Training samples from JPEG bytes: the draws come from the frame header's size, and a crop at
-least twice the output on both sides is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT
-scaling). The draws must be those of the full decode, the pixels close to it."""
+"""From JPEG bytes to batches, fast and exact: the draws come from the frame header's size, a
+crop at least twice the output on both sides is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's
+DCT scaling) with the draws of the full decode and pixels close to it; the decoder gives
+OpenCV's pixels; batches are written in place (shared or page-locked memory) with the values
+of the samples stacked."""
 import cv2
 import numpy as np
 import pytest
@@ -216,3 +218,26 @@ def test_batches_are_built_in_place_as_the_samples_stacked(tmp_path, train):
         for column, values in zip(batch, zip(*samples)):
             assert column.dtype == np.float32
             assert np.array_equal(column.asnumpy(), np.stack(values))
+
+
+def test_pinned_batches_hold_the_same_values(tmp_path):
+    """build_loaders(pin_memory=True), as for GPU training: every batch arrives in
+    page-locked memory (cpu_pinned), with the values of the unpinned loader."""
+    import mxnet as mx
+    root = tmp_path / 'data'
+    rng = np.random.RandomState(8)
+    for split in ('train', 'val'):
+        for c in ('a', 'b'):
+            (root / split / c).mkdir(parents=True)
+            for j in range(4):
+                cv2.imwrite(str(root / split / c / ('%d.jpg' % j)),
+                            _natural(rng, 60, 50)[:, :, ::-1])
+    cfg = gd.DataConfig(data_dir=str(root), input_size=32, num_workers=0)
+    batches = {}
+    for pin in (False, True):
+        train, val = gd.build_loaders(cfg, batch_size=4, pin_memory=pin)
+        batches[pin] = [b for loader in (train, val) for b in loader.iter_epoch(0)]
+    for plain, pinned in zip(batches[False], batches[True]):
+        for a, b in zip(plain, pinned):
+            assert b.context == mx.cpu_pinned(0) and a.context == mx.cpu(0)
+            assert np.array_equal(a.asnumpy(), b.asnumpy())
