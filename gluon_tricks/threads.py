@@ -26,12 +26,20 @@ import os
 import sys
 
 __all__ = ['physical_cores', 'local_ranks', 'choose_threads', 'choose_wait_policy',
-           'configure_threads', 'data_workers', 'SPIN_COUNT']
+           'configure_threads', 'data_workers', 'usable_cpus', 'SPIN_COUNT']
 
 #: libgomp's spin iterations at a barrier before sleeping (its own default: 300,000).
 SPIN_COUNT = 10000
 
 _CHOICE = {}
+
+
+def usable_cpus():
+    """Logical CPUs this process may run on (its affinity; the CPU count where unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def physical_cores(cpus=None, sysfs='/sys/devices/system/cpu'):
@@ -93,11 +101,7 @@ def data_workers(requested=None, environ=None, cpus=None):
     if requested is not None:
         return int(requested), '-j %d set by you' % int(requested)
     environ = os.environ if environ is None else environ
-    if cpus is None:
-        try:
-            cpus = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - not Linux
-            cpus = os.cpu_count() or 1
+    cpus = usable_cpus() if cpus is None else cpus
     ranks = local_ranks(environ)
     share = max(1, cpus // ranks)
     workers = share - 1 if share > 2 else share

@@ -83,10 +83,8 @@ def mxnet_omp_threads(cores=None, env=None):
     """
     env = os.environ if env is None else env
     if cores is None:
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - not Linux
-            cores = os.cpu_count() or 1
+        from gluon_tricks.threads import usable_cpus
+        cores = usable_cpus()
     for key in ('OMP_NUM_THREADS', 'MXNET_OMP_MAX_THREADS'):
         try:
             return max(1, int(str(env.get(key, '')).split(',')[0]))

@@ -157,10 +157,8 @@ def record_iter_threads(requested, cores=None):
     int
     """
     if cores is None:
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - not Linux
-            cores = os.cpu_count() or 1
+        from gluon_tricks.threads import usable_cpus
+        cores = usable_cpus()
     return max(1, min(int(requested), max(cores // 2 - 1, 1)))
 
 
