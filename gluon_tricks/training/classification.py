@@ -28,7 +28,7 @@ class ClassificationTask(Task):
         num_parts, part_index = dist.shard()
         workers, why = data_workers(run.cfg.data.num_workers)
         if not run.cfg.data.synthetic_data:
-            run.log('data: ' + why)
+            run.log('loader: ' + why)
         self.train_loader, self.val_loader = build_loaders(
             dataclasses.replace(run.cfg.data, num_workers=workers),
             batch_size=run.local_batch, num_parts=num_parts,

@@ -139,7 +139,7 @@ class DetectionTask(Task):
         run.log('backbone %s from %s (frozen BN statistics)'
                 % (m.backbone, net.backbone_params_file))
         workers, why = data_workers(d.num_workers)
-        run.log('data: ' + why)
+        run.log('loader: ' + why)
         self.loader.loader, self.loader.sampler = train_loader(
             net, self.train_set, run.cfg.optim.batch_size, len(run.devices), run.dist.size,
             run.dist.rank, run.cfg.run.seed, workers)

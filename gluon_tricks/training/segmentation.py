@@ -98,7 +98,7 @@ class SegmentationTask(Task):
         self.train_set = ade20k_dataset(d.data_dir, 'train', 'train', d.base_size, d.crop_size)
         self.val_set = ade20k_dataset(d.data_dir, 'val', d.eval_mode, d.base_size, d.crop_size)
         workers, why = data_workers(d.num_workers)
-        run.log('data: ' + why)
+        run.log('loader: ' + why)
         loader, sampler = train_loader(self.train_set, run.local_batch, dist.size, dist.rank,
                                        run.cfg.run.seed, workers)
         self.val_data = val_loader(self.val_set, d.test_batch_size * len(run.devices),
