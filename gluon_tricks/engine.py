@@ -178,6 +178,17 @@ class TrainStep(object):
         return [mx.nd.add_n(*loss_sums), mx.nd.add_n(*corrects)]
 
 
+def topk_counts(logits, labels, topk=5):
+    """``[top-1 hits, top-k hits, samples]`` of one batch as a float32 NDArray on the logits'
+    device (no host synchronisation): the one top-k of training, ``evaluate.py`` and the tests.
+    ``k`` is ``min(topk, classes)``; ties go to the lower class index (``mx.nd.topk``)."""
+    out = logits.astype('float32', copy=False)
+    top = mx.nd.topk(out, axis=1, k=min(topk, out.shape[1]))  # (n, k) indices, best first
+    hit = top == labels.astype('float32', copy=False).reshape((-1, 1))
+    return mx.nd.concat(hit[:, 0].sum().reshape((1,)), hit.sum().reshape((1,)),
+                        mx.nd.full((1,), out.shape[0], ctx=out.context), dim=0)
+
+
 def evaluate(net, loader, devices, dist=None, dtype='float32', topk=5):
     """Top-1 and top-k accuracy over a whole validation set.
 
@@ -207,15 +218,7 @@ def evaluate(net, loader, devices, dist=None, dtype='float32', topk=5):
         labels = gluon.utils.split_and_load(label, devices, even_split=False)
         for x, y in zip(datas, labels):
             out = net(x.astype('float16' if dtype == 'float16' else 'float32', copy=False))
-            out = out.astype('float32', copy=False)
-            k = min(topk, out.shape[1])
-            top = mx.nd.topk(out, axis=1, k=k)  # (n, k) indices, best first
-            hit = top == y.astype('float32').reshape((-1, 1))
-            c1 = hit[:, 0].sum()
-            ck = hit.sum()
-            counts += mx.nd.concat(c1.reshape((1,)), ck.reshape((1,)),
-                                   mx.nd.array([x.shape[0]], ctx=x.context),
-                                   dim=0).as_in_context(ctx)
+            counts += topk_counts(out, y, topk).as_in_context(ctx)
     totals = counts.asnumpy().astype(np.float64)
     if dist is not None:
         totals = dist.allreduce_sum(totals)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from mxnet.gluon import nn
 
-from gluon_tricks.engine import Recipe, TrainStep, evaluate
+from gluon_tricks.engine import Recipe, TrainStep, evaluate, topk_counts
 from gluon_tricks.optim import make_trainer
 from gluon_tricks.precision import LossScaler
 from gluon_tricks.training import Meter
@@ -58,6 +58,21 @@ def test_evaluate_counts_top1_top5():
     res = evaluate(net, [(mx.nd.array(x), mx.nd.array(y))], [mx.cpu()])
     assert (res['correct1'], res['correctk'], res['total']) == (2, 2, 3)
     assert res['top1'] == pytest.approx(2 / 3)
+
+
+def test_topk_counts_by_hand_with_ties_and_fewer_classes_than_k():
+    logits = np.array([[1, 3, 3, 0], [4, 1, 2, 3], [0, 0, 0, 0], [1, 2, 3, 4]], np.float32)
+    # row 0: label 2 ties class 1 for first; row 1: label 2 is third; row 2: all tie, label 3
+    # is last of 4; row 3: label 0 is last
+    labels = np.array([2, 2, 3, 0])
+    c = topk_counts(mx.nd.array(logits), mx.nd.array(labels), topk=2).asnumpy()
+    assert c.tolist() == [0, 1, 4]                       # row 0: the tie puts 2 second
+    c = topk_counts(mx.nd.array(logits), mx.nd.array(labels), topk=3).asnumpy()
+    assert c.tolist() == [0, 2, 4]                       # rows 0 and 1 within the top 3
+    c = topk_counts(mx.nd.array(logits), mx.nd.array(labels), topk=5).asnumpy()
+    assert c.tolist() == [0, 4, 4]                       # k = 4 classes: every label is in
+    c = topk_counts(mx.nd.array(logits), mx.nd.array([1, 0, 0, 2]), topk=1).asnumpy()
+    assert c.tolist() == [3, 3, 4]                       # ties: the lower class index wins
 
 
 class _Recorder(mx.gluon.Block):

@@ -26,11 +26,13 @@ import json
 import os
 import time
 
+import mxnet as mx
 import numpy as np
 
 from gluon_tricks.sections import HelpFormatter, first_paragraph
 from gluon_tricks import data as gdata
 from gluon_tricks.errors import UserError
+from gluon_tricks.engine import topk_counts
 from gluon_tricks.inference import open_classifier
 
 
@@ -107,12 +109,8 @@ def evaluate(clf, loader, latency_runs=20, topk=5):
         t = time.perf_counter()
         logits = clf(x)
         model_time += time.perf_counter() - t
-        k = min(topk, logits.shape[1])
-        top = np.argsort(-logits, axis=1, kind='stable')[:, :k]
-        hit = top == y[:, None]
-        correct1 += int(hit[:, 0].sum())
-        correctk += int(hit.any(axis=1).sum())
-        total += len(y)
+        c1, ck, n = topk_counts(mx.nd.array(logits), mx.nd.array(y), topk).asnumpy()
+        correct1, correctk, total = correct1 + int(c1), correctk + int(ck), total + int(n)
     wall = time.time() - tic
     result = {'top1': correct1 / max(total, 1), 'top5': correctk / max(total, 1),
               'correct1': correct1, 'correct5': correctk, 'total': total,
