@@ -24,7 +24,7 @@ Typical use (the order matters, see the notes below)::
     dist.log('epoch %d: top-1 %.4f' % (epoch, correct / total))
 
 and the script's entry point is ``run_main(main)`` so that an exception on any rank ends the
-whole job (see :func:`run_main`).
+whole job (see :func:`gluon_tricks.errors.run_main`).
 
 Facts this module relies on (Horovod 0.28.1, MXNet 1.9.1; checked against their source and by
 ``tests/test_distributed.py`` with two real ranks):
@@ -60,13 +60,11 @@ Facts this module relies on (Horovod 0.28.1, MXNet 1.9.1; checked against their 
   hangs, however, when the failing rank cannot *exit*: Python joins non-daemon threads
   (prefetchers, loggers, ...) before it runs ``atexit`` (where Horovod shuts down), so the
   failing rank stays alive, the others wait in their next collective forever and the launcher
-  waits for both.  :func:`run_main` logs the exception with the rank and leaves with
+  waits for both.  :func:`~gluon_tricks.errors.run_main` logs the exception with the rank and leaves with
   ``os._exit`` so that cannot happen.
 """
 import logging
 import os
-import sys
-import traceback
 
 import numpy as np
 import mxnet as mx
@@ -74,7 +72,7 @@ import mxnet as mx
 from .errors import ConfigError
 from .optim import make_trainer
 
-__all__ = ['DistContext', 'run_main', 'current_rank']
+__all__ = ['DistContext']
 
 _HOROVOD_MISSING = (
     'Horovod with MXNet support is not installed in this environment: build it with '
@@ -345,97 +343,3 @@ def predivide_factor(params, size):
     float16 (average, then nothing after the sum), else 1 (sum, then divide)."""
     low = any(np.dtype(p.dtype) == np.float16 for p in params)
     return float(size) if low and size > 1 else 1.0
-
-
-def current_rank():
-    """``(rank, size)`` of this process as far as it can be known without side effects:
-    Horovod's if it is initialized, else the launcher's environment, else ``(0, 1)``."""
-    hvd = sys.modules.get('horovod.mxnet')
-    if hvd is not None:
-        try:
-            if hvd.is_initialized():
-                return hvd.rank(), hvd.size()
-        except Exception:   # pragma: no cover - defensive, never let error reporting fail
-            pass
-    for r, s in (('HOROVOD_RANK', 'HOROVOD_SIZE'), ('OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE'),
-                 ('PMI_RANK', 'PMI_SIZE')):
-        if r in os.environ:
-            try:
-                return int(os.environ[r]), int(os.environ.get(s, 0))
-            except ValueError:
-                pass
-    return 0, 1
-
-
-def run_main(fn, *args, **kwargs):
-    """Run ``fn(*args, **kwargs)`` as a program entry point that cannot leave a hung rank.
-
-    On success returns ``fn``'s result.  On an exception (including ``KeyboardInterrupt`` and
-    ``SystemExit`` with a non-zero code) it writes ``[gluon_tricks] rank R/N failed: <error>``
-    and the traceback to stderr (and to the file handlers of the root logger), flushes, and
-    ends the process with ``os._exit(code)`` (1, 130 for Ctrl-C, the ``SystemExit`` code, or
-    the exception's ``exit_code``: 128 + signal for
-    :class:`~gluon_tricks.errors.Preempted`): no thread joins and no ``atexit`` handlers
-    that could block on a collective.  Under ``horovodrun`` the launcher then terminates the
-    other ranks and exits non-zero.  User errors (:func:`_is_user_error`) are shown without
-    their traceback.
-    """
-    try:
-        return fn(*args, **kwargs)
-    except SystemExit as e:
-        if e.code in (None, 0):
-            raise
-        if e.code == 2:   # argparse's usage error: it has printed the message already
-            for stream in (sys.stdout, sys.stderr):
-                stream.flush()
-            os._exit(2)
-        code = e.code if isinstance(e.code, int) else 1
-        _report_failure(e, code)
-    except KeyboardInterrupt as e:
-        _report_failure(e, 130)
-    except BaseException as e:   # noqa: B902 - anything must end the rank
-        _report_failure(e, getattr(e, 'exit_code', 1))
-
-
-def _is_user_error(exc):
-    """Errors shown without a traceback: every :class:`~gluon_tricks.errors.UserError` (our
-    checks of flags, files, data and checkpoints, NaN losses, preemption), ``SystemExit``,
-    and the OS errors of a path the user gave (not found, no permission, a directory where a
-    file was expected or the reverse: their message names the path). Any other exception,
-    a ``ValueError`` or ``KeyError`` of our own code included, keeps its traceback: it is a
-    bug to report."""
-    from .errors import UserError
-    return isinstance(exc, (UserError, SystemExit, FileNotFoundError, PermissionError,
-                            IsADirectoryError, NotADirectoryError, FileExistsError))
-
-
-def _report_failure(exc, code):
-    from .errors import Preempted
-    try:
-        rank, size = current_rank()
-        head = '[gluon_tricks] rank %d/%d failed: %s: %s' % (rank, size, type(exc).__name__, exc)
-        if isinstance(exc, Preempted):
-            head = '[gluon_tricks] rank %d/%d stopped: %s' % (rank, size, exc)
-        if isinstance(exc, KeyboardInterrupt):   # Ctrl-C twice: the user's decision
-            head = ('[gluon_tricks] rank %d/%d interrupted (Ctrl-C): stopped at once; the last '
-                    'complete checkpoint is intact, continue with --resume' % (rank, size))
-        if (_is_user_error(exc) or isinstance(exc, KeyboardInterrupt)) and \
-                not os.environ.get('GLUON_TRICKS_TRACEBACK'):
-            # a mistake in the flags or the data: the message says what to do
-            text = head + '\n(set GLUON_TRICKS_TRACEBACK=1 to see the traceback)\n'
-        else:
-            text = head + '\n' + traceback.format_exc()
-        sys.stderr.write(text if text.endswith('\n') else text + '\n')
-        handlers = logging.getLogger().handlers + logging.getLogger('gluon_tricks').handlers
-        for h in handlers:
-            if isinstance(h, logging.FileHandler):
-                h.emit(logging.LogRecord('gluon_tricks', logging.CRITICAL, __file__, 0, text,
-                                         None, None))
-                h.flush()
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:   # pragma: no cover
-                pass
-        os._exit(code)

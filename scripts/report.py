@@ -72,5 +72,5 @@ def _without(argv, flags):
 
 
 if __name__ == '__main__':
-    from gluon_tricks.distributed import run_main
+    from gluon_tricks.errors import run_main
     run_main(main)

@@ -255,7 +255,7 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 
 def _run_main_snippet(body, tmp_path):
     script = tmp_path / 'snippet.py'
-    script.write_text('import sys\nfrom gluon_tricks.distributed import run_main\n' + body)
+    script.write_text('import sys\nfrom gluon_tricks.errors import run_main\n' + body)
     return subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
                           text=True, timeout=120, cwd=REPO)
 

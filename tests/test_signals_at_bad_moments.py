@@ -33,7 +33,7 @@ def test_second_ctrl_c_waits_for_the_checkpoint_being_written(tmp_path):
 @pytest.mark.subprocess
 def test_ctrl_c_twice_ends_without_a_traceback(tmp_path):
     script = tmp_path / 'snippet.py'
-    script.write_text('from gluon_tricks.distributed import run_main\n'
+    script.write_text('from gluon_tricks.errors import run_main\n'
                       'def main():\n    raise KeyboardInterrupt\nrun_main(main)\n')
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=120, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO))

@@ -123,5 +123,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    from gluon_tricks.distributed import run_main
+    from gluon_tricks.errors import run_main
     run_main(main)

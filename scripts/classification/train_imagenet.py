@@ -18,7 +18,7 @@ configure_threads()  # OpenMP threads, before MXNet starts
 
 from gluon_tricks.config import parse_config
 from gluon_tricks.sections import first_paragraph
-from gluon_tricks.distributed import run_main
+from gluon_tricks.errors import run_main
 from gluon_tricks.training import fit
 
 
