@@ -27,7 +27,7 @@ from .verify import verify_record_file, VerifyReport, is_verified, write_verifie
 from .pack import pack_records, pack_class_folder, PackResult
 from .pipeline import ShardBatchSampler, AugmentedDataset, ImageLoader
 from .recordio import RecordLoader, RecordInfo, record_info, scan_record_labels
-from .folder import FolderLoader, FolderSource, open_image_folder
+from .folder import FolderLoader, FolderSource
 from .synthetic import (SyntheticLoader, IMAGENET_TRAIN_SAMPLES, IMAGENET_VAL_SAMPLES,
                         IMAGENET_CLASSES)
 from .build import build_loaders
@@ -48,7 +48,7 @@ __all__ = [
     'pack_records', 'pack_class_folder', 'PackResult',
     'ShardBatchSampler', 'AugmentedDataset', 'ImageLoader',
     'RecordLoader', 'RecordInfo', 'record_info', 'scan_record_labels',
-    'FolderLoader', 'FolderSource', 'open_image_folder',
+    'FolderLoader', 'FolderSource',
     'SyntheticLoader', 'IMAGENET_TRAIN_SAMPLES', 'IMAGENET_VAL_SAMPLES', 'IMAGENET_CLASSES',
     'build_loaders', 'make_digits_dataset', 'DigitsInfo',
 ]

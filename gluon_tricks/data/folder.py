@@ -8,70 +8,19 @@ import os
 import stat
 
 from .transforms import AugmentConfig
-from .base import CorruptImageError, EmptyDatasetError, LabelError
-from .lists import IMAGE_EXTENSIONS
+from .base import CorruptImageError, LabelError
+from .lists import list_class_folder
 from .pipeline import ImageLoader
 
-__all__ = ['FolderLoader', 'FolderSource', 'open_image_folder']
-
-
-def open_image_folder(root, classes=None):
-    """``ImageFolderDataset`` of ``root/<class>/<image>`` with checked, consistent labels.
-
-    Parameters
-    ----------
-    root : str
-    classes : list of str, optional
-        Label order to use (the training classes for a validation folder, which may miss
-        some). Default: sorted folder names, as ``ImageFolderDataset`` does.
-
-    Returns
-    -------
-    mxnet.gluon.data.vision.ImageFolderDataset
-        With ``items`` relabeled to ``classes`` and ``synsets = classes``.
-
-    Raises
-    ------
-    FileNotFoundError, EmptyDatasetError, LabelError
-        Missing folder; no class folder or no image; a folder not among ``classes``.
-    """
-    from mxnet.gluon.data.vision import ImageFolderDataset
-    if not os.path.isdir(root):
-        raise FileNotFoundError('image folder %r does not exist; expected root/<class>/<image> '
-                                '(set --data-dir, or use --use-rec for RecordIO)' % root)
-    if not any(os.path.isdir(os.path.join(root, d)) for d in os.listdir(root)):
-        raise EmptyDatasetError('no class sub-directories in %r: expected root/<class>/<image>'
-                                % root)
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # "Ignoring <file> of type ..." for non-images
-        ds = ImageFolderDataset(root, flag=1)
-    if not ds.items:
-        raise EmptyDatasetError('no images with extensions %s in the class folders of %r'
-                                % (list(IMAGE_EXTENSIONS), root))
-    empty = sorted(set(ds.synsets) - {ds.synsets[label] for _, label in ds.items})
-    if empty and classes is None:
-        raise EmptyDatasetError(
-            'class folder(s) %s in %r hold no image with extensions %s: each would become a '
-            'class without samples. Remove them (or add their images)'
-            % (empty[:5], root, list(IMAGE_EXTENSIONS)))
-    if classes is not None:
-        classes = list(classes)
-        index = {c: i for i, c in enumerate(classes)}
-        unknown = sorted(set(ds.synsets) - set(index))
-        if unknown:
-            raise LabelError('class folder(s) %s in %r are not among the %d training classes'
-                             % (unknown[:5], root, len(classes)))
-        ds.items = [(path, index[ds.synsets[label]]) for path, label in ds.items]
-        ds.synsets = classes
-    return ds
+__all__ = ['FolderLoader', 'FolderSource']
 
 
 class FolderSource(object):
-    """The images of an ``ImageFolderDataset`` as encoded bytes (see :class:`.AugmentedDataset`)."""
+    """Images as encoded bytes (see :class:`.AugmentedDataset`) from ``items``, a list of
+    ``(path, label)``."""
 
-    def __init__(self, folder):
-        self.items = list(folder.items)
+    def __init__(self, items):
+        self.items = list(items)
 
     def __len__(self):
         return len(self.items)
@@ -131,14 +80,17 @@ class FolderLoader(ImageLoader):
                  seed=0, num_workers=4, classes=None, num_classes=None, last_batch=None,
                  with_params=False):
         self.root = root
-        self.folder = open_image_folder(root, classes)
-        self.classes = list(self.folder.synsets)
+        if not os.path.isdir(root):
+            raise FileNotFoundError('image folder %r does not exist; expected root/<class>/<image> '
+                                    '(set --data-dir, or use --use-rec for RecordIO)' % root)
+        items, self.classes = list_class_folder(root, classes)
+        self.items = [(os.path.join(root, path), label) for path, label in items]
         if num_classes is None:
             num_classes = len(self.classes)
         if len(self.classes) > num_classes:
             raise LabelError('%r has %d classes, more than num_classes=%d; set --num-classes '
                              'correctly' % (root, len(self.classes), num_classes))
-        super(FolderLoader, self).__init__(FolderSource(self.folder), batch_size, train,
+        super(FolderLoader, self).__init__(FolderSource(self.items), batch_size, train,
                                            aug or AugmentConfig(), num_parts, part_index, seed,
                                            num_workers, num_classes, last_batch, with_params,
                                            name=root)
