@@ -35,7 +35,8 @@ from mxnet.gluon import nn
 
 from .errors import ConfigError
 from .data.pipeline import ShardBatchSampler, WorkerLoader
-from .transfer import SeededDataset, load_backbone
+from .data.pipeline import SeededDataset
+from .transfer import load_backbone
 
 __all__ = ['VOC_CLASSES', 'VOC_FASTER_RCNN', 'parse_voc_splits', 'build_faster_rcnn',
            'backbone_stage',

@@ -33,7 +33,8 @@ from gluoncv.model_zoo.fcn import FCN as _GluonCVFCN, _FCNHead
 
 from .errors import ConfigError
 from .data.pipeline import ShardBatchSampler, WorkerLoader
-from .transfer import SeededDataset, backbone_stages, load_backbone, stage_channels
+from .data.pipeline import SeededDataset
+from .transfer import backbone_stages, load_backbone, stage_channels
 
 __all__ = ['ADE20K_CLASSES', 'FCN', 'build_fcn', 'ade20k_dataset', 'train_loader',
            'val_loader', 'SegmentationMetric', 'evaluate', 'INPUT_MEAN', 'INPUT_STD']

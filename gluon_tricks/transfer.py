@@ -24,16 +24,10 @@ The checkpoint may be
 Dilation and frozen statistics change no parameter, so every such file fits the task-specific
 network of the same name. A file that does not fit raises :class:`BackboneMismatchError`
 naming the model, the file, what differs, and which model the file looks like.
-
-The module also holds the small pieces shared by ``scripts/detection/train_faster_rcnn.py``
-and ``scripts/segmentation/train_fcn.py``: :class:`SeededDataset` (per-sample seeded
-augmentation, so a resumed or sharded run sees the same random draws).
 """
 import os
-import random
 import re
 
-import numpy as np
 import mxnet as mx
 
 from .errors import UserError
@@ -41,7 +35,7 @@ from .model_zoo import get_model, get_model_list
 from .model_zoo.io import describe_mismatch, load_params
 
 __all__ = ['TASKS', 'BackboneMismatchError', 'resolve_params_file', 'describe_params',
-           'load_backbone', 'backbone_stages', 'stage_channels', 'SeededDataset']
+           'load_backbone', 'backbone_stages', 'stage_channels']
 
 #: Downstream tasks understood by :func:`load_backbone`.
 TASKS = ('classification', 'detection', 'segmentation')
@@ -320,41 +314,3 @@ def stage_channels(net):
     """
     expansion = 4 if hasattr(net.layer1[0], 'conv3') else 1
     return 256 * expansion, 512 * expansion
-
-
-# --------------------------------------------------------------------------- script helpers
-class SeededDataset(object):
-    """Run a dataset's random augmentation under a per-sample seed.
-
-    ``dataset[(i, s)]`` seeds Python's ``random`` and NumPy's global generator with ``s``,
-    returns ``base[i]`` and restores both generators; ``dataset[i]`` is ``base[i]``. Used with
-    :class:`gluon_tricks.data.ShardBatchSampler`, whose training batches carry a seed per
-    sample derived from ``(seed, epoch, index)``: the augmentation of a sample in an epoch
-    does not depend on worker processes, ranks or a resume. (GluonCV's segmentation crops draw
-    from ``random``, its detection flips from ``numpy.random``.)
-
-    Parameters
-    ----------
-    base : indexable
-        E.g. a GluonCV ``VOCDetection`` or ``ADE20KSegmentation`` (with its transform).
-    """
-
-    def __init__(self, base):
-        self._base = base
-
-    def __len__(self):
-        return len(self._base)
-
-    def __getitem__(self, key):
-        index, seed = key if isinstance(key, tuple) else (key, None)
-        if seed is None:
-            return self._base[int(index)]
-        py_state, np_state = random.getstate(), np.random.get_state()
-        random.seed(seed)
-        np.random.seed(seed % (2 ** 32))
-        try:
-            return self._base[int(index)]
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
-

@@ -130,21 +130,3 @@ def test_a_checkpoint_that_does_not_fit_names_both(backbone_run, tmp_path):
     assert 'junk.params' in str(err.value) and BACKBONE in str(err.value)
     with pytest.raises(ValueError):
         transfer.load_backbone(BACKBONE, backbone_run, task='pose')
-
-
-def test_seeded_dataset_repeats_random_draws():
-    import random
-
-    class Draw(object):
-        def __len__(self):
-            return 3
-
-        def __getitem__(self, i):
-            return i, random.random(), np.random.rand()
-
-    data = transfer.SeededDataset(Draw())
-    state = random.getstate()
-    assert data[(1, 42)] == data[(1, 42)]
-    assert data[(1, 42)] != data[(1, 43)]
-    assert random.getstate() == state          # the caller's generator is untouched
-    assert data[2][0] == 2

@@ -15,8 +15,13 @@ Both image sources (RecordIO files and class folders) run through the same three
   rank, and depends on nothing else, so epoch ``e`` is reproduced exactly by a resumed run,
   whatever the number of worker processes.
 * :class:`ImageLoader` runs them in worker processes (:class:`~.workers.WorkerLoader`).
+
+Datasets of other libraries (GluonCV's VOC and ADE20K, for detection and segmentation) use
+the same sampler: :class:`SeededDataset` runs their augmentation under each key's seed and
+:class:`SamplerLoader` gives their worker loader the training loop's loader interface.
 """
 import os
+import random
 
 import numpy as np
 
@@ -25,7 +30,7 @@ from ..streams import stream_seed
 from .base import EmptyDatasetError, EpochLoader, batches_per_epoch
 from .workers import WorkerLoader, check_shared_memory
 
-__all__ = ['ShardBatchSampler', 'AugmentedDataset', 'ImageLoader']
+__all__ = ['ShardBatchSampler', 'AugmentedDataset', 'ImageLoader', 'SeededDataset', 'SamplerLoader']
 
 
 class ShardBatchSampler(object):
@@ -264,3 +269,63 @@ class ImageLoader(EpochLoader):
     def close(self):
         """End the worker processes (a later iteration starts new ones)."""
         self._loader.close()
+
+
+class SeededDataset(object):
+    """Run a dataset's random augmentation under a per-sample seed.
+
+    ``dataset[(i, s)]`` seeds Python's ``random`` and NumPy's global generator with ``s``,
+    returns ``base[i]`` and restores both generators; ``dataset[i]`` is ``base[i]``. Used with
+    :class:`gluon_tricks.data.ShardBatchSampler`, whose training batches carry a seed per
+    sample derived from ``(seed, epoch, index)``: the augmentation of a sample in an epoch
+    does not depend on worker processes, ranks or a resume. (GluonCV's segmentation crops draw
+    from ``random``, its detection flips from ``numpy.random``.)
+
+    Parameters
+    ----------
+    base : indexable
+        E.g. a GluonCV ``VOCDetection`` or ``ADE20KSegmentation`` (with its transform).
+    """
+
+    def __init__(self, base):
+        self._base = base
+
+    def __len__(self):
+        return len(self._base)
+
+    def __getitem__(self, key):
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        if seed is None:
+            return self._base[int(index)]
+        py_state, np_state = random.getstate(), np.random.get_state()
+        random.seed(seed)
+        np.random.seed(seed % (2 ** 32))
+        try:
+            return self._base[int(index)]
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+class SamplerLoader(object):
+    """A :class:`~gluon_tricks.data.workers.WorkerLoader` (or any iterable of batches) driven
+    by a :class:`~gluon_tricks.data.ShardBatchSampler`, with the loop's loader interface:
+    ``len()`` and ``set_epoch(epoch, start_batch)``; ``close()`` ends its worker processes."""
+
+    def __init__(self, loader, sampler):
+        self.loader, self.sampler = loader, sampler
+
+    def __len__(self):
+        return len(self.sampler)
+
+    def set_epoch(self, epoch, start_batch=0):
+        self.sampler.epoch, self.sampler.start_batch = epoch, start_batch
+
+    def __iter__(self):
+        return iter(self.loader)
+
+    def close(self):
+        """End the worker processes of the loader (a later epoch starts new ones)."""
+        close = getattr(self.loader, 'close', None)
+        if close is not None:
+            close()

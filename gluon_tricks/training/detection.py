@@ -17,7 +17,8 @@ from ..data import ShardBatchSampler
 from ..detection import (build_faster_rcnn, evaluate, format_ap_table, parse_voc_splits,
                          train_loader, trainable_params, val_loader, voc_dataset)
 from .backbone import BackboneConfig, DatasetConfig
-from .task import SamplerLoader, Task
+from ..data.pipeline import SamplerLoader
+from .task import Task
 
 __all__ = ['DetectorConfig', 'VOCDataConfig', 'DEFAULTS', 'DetectionTask']
 

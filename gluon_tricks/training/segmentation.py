@@ -14,7 +14,8 @@ from ..threads import data_workers
 from ..segmentation import (SegmentationMetric, ade20k_dataset, build_fcn, evaluate,
                             train_loader, val_loader)
 from .backbone import BackboneConfig, DatasetConfig
-from .task import SamplerLoader, Task
+from ..data.pipeline import SamplerLoader
+from .task import Task
 
 __all__ = ['SegmenterConfig', 'ADE20KDataConfig', 'DEFAULTS', 'SegmentationTask']
 

@@ -15,7 +15,7 @@ signals, logs, ``metrics.jsonl``, ``results.json``) is the loop's. The loop call
 """
 import collections
 
-__all__ = ['Task', 'Run', 'SamplerLoader']
+__all__ = ['Task', 'Run']
 
 
 class Run(object):
@@ -126,27 +126,3 @@ class Task(object):
     def checkpoint_info(self):
         """JSON fields describing the model, stored in every checkpoint's state."""
         return {}
-
-
-class SamplerLoader(object):
-    """A :class:`~gluon_tricks.data.workers.WorkerLoader` (or any iterable of batches) driven
-    by a :class:`~gluon_tricks.data.ShardBatchSampler`, with the loop's loader interface:
-    ``len()`` and ``set_epoch(epoch, start_batch)``; ``close()`` ends its worker processes."""
-
-    def __init__(self, loader, sampler):
-        self.loader, self.sampler = loader, sampler
-
-    def __len__(self):
-        return len(self.sampler)
-
-    def set_epoch(self, epoch, start_batch=0):
-        self.sampler.epoch, self.sampler.start_batch = epoch, start_batch
-
-    def __iter__(self):
-        return iter(self.loader)
-
-    def close(self):
-        """End the worker processes of the loader (a later epoch starts new ones)."""
-        close = getattr(self.loader, 'close', None)
-        if close is not None:
-            close()
