@@ -12,6 +12,7 @@ from mxnet import autograd, gluon
 
 from .data.targets import mixup, sample_mixup_lambda, smooth_labels
 from .loss import DistillationLoss, SoftTargetCrossEntropy
+from .precision import data_dtype
 
 __all__ = ['Recipe', 'TrainStep', 'evaluate']
 
@@ -92,7 +93,7 @@ class TrainStep(object):
         self.devices = devices
         self.recipe = recipe
         self.scaler = scaler
-        self.dtype = 'float16' if dtype == 'float16' else 'float32'
+        self.dtype = data_dtype(dtype)
         self.teacher = teacher
         self.teacher_size = teacher_size
         self.rng = rng if rng is not None else np.random.RandomState(0)
@@ -217,7 +218,7 @@ def evaluate(net, loader, devices, dist=None, dtype='float32', topk=5):
         datas = gluon.utils.split_and_load(data, devices, even_split=False)
         labels = gluon.utils.split_and_load(label, devices, even_split=False)
         for x, y in zip(datas, labels):
-            out = net(x.astype('float16' if dtype == 'float16' else 'float32', copy=False))
+            out = net(x.astype(data_dtype(dtype), copy=False))
             counts += topk_counts(out, y, topk).as_in_context(ctx)
     totals = counts.asnumpy().astype(np.float64)
     if dist is not None:

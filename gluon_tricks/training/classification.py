@@ -6,7 +6,7 @@ import mxnet as mx
 from ..engine import Recipe, TrainStep, evaluate
 from ..model_zoo import get_initializer, get_model
 from ..model_zoo.io import load_model
-from ..precision import LossScaler, cast_network, init_amp
+from ..precision import LossScaler, cast_network, data_dtype, init_amp
 from ..threads import data_workers
 from .task import Task
 
@@ -64,8 +64,7 @@ class ClassificationTask(Task):
             net.hybridize(static_alloc=True, static_shape=True)
         # finish deferred shapes so parameters can be broadcast, counted and decay-tagged
         size = run.cfg.data.input_size
-        net(mx.nd.zeros((1, 3, size, size), ctx=run.devices[0],
-                        dtype='float16' if m.dtype == 'float16' else 'float32'))
+        net(mx.nd.zeros((1, 3, size, size), ctx=run.devices[0], dtype=data_dtype(m.dtype)))
         if m.initial_checkpoint:
             from ..finetune import load_initial, set_backbone_training
             load_initial(net, m.initial_checkpoint, run.devices, get_initializer(m.init),
