@@ -82,12 +82,10 @@ class TrainStep(object):
     teacher_size : int, optional
         Bilinearly resize the batch to ``teacher_size`` pixels for the teacher (the resolution
         it was trained at); default: the teacher sees the student's input.
-    rng : numpy.random.RandomState
-        Source of the mixup lambdas (seeded per epoch by the caller for exact resume).
     """
 
     def __init__(self, net, trainer, devices, recipe, scaler, dtype='float32', teacher=None,
-                 rng=None, teacher_size=None):
+                 teacher_size=None):
         self.net = net
         self.trainer = trainer
         self.devices = devices
@@ -96,7 +94,6 @@ class TrainStep(object):
         self.dtype = data_dtype(dtype)
         self.teacher = teacher
         self.teacher_size = teacher_size
-        self.rng = rng if rng is not None else np.random.RandomState(0)
         if teacher is not None:
             self.loss_fn = DistillationLoss(temperature=recipe.temperature,
                                             hard_weight=recipe.hard_weight)
@@ -122,7 +119,7 @@ class TrainStep(object):
                                                width=self.teacher_size, align_corners=False)
         return self.teacher(x.astype(self.dtype, copy=False)).astype('float32', copy=False)
 
-    def __call__(self, data, label, epoch, batch_index):
+    def __call__(self, data, label, epoch, batch_index, rng=None):
         """Train on one batch.
 
         Parameters
@@ -133,6 +130,10 @@ class TrainStep(object):
             ``(N,)`` class indices.
         epoch, batch_index : int
             Position in the run (for mixup scheduling and error messages).
+        rng : numpy.random.RandomState
+            Source of this step's mixup lambda: the step's own generator of
+            :func:`~gluon_tricks.training.loop.seed_step` (a function of the position, for exact
+            resume). Needed when mixup is on.
 
         Returns
         -------
@@ -144,7 +145,9 @@ class TrainStep(object):
         datas = gluon.utils.split_and_load(data, self.devices, even_split=False)
         labels = gluon.utils.split_and_load(label, self.devices, even_split=False)
         mix = self.recipe.mixup_on(epoch)
-        lam = sample_mixup_lambda(self.recipe.mixup_alpha, self.rng) if mix else None
+        if mix and rng is None:
+            raise ValueError('TrainStep: mixup needs the step\'s generator (rng)')
+        lam = sample_mixup_lambda(self.recipe.mixup_alpha, rng) if mix else None
         inputs, targets, teacher_out = [], [], []
         for x, y in zip(datas, labels):
             t = self._targets(y, epoch)

@@ -49,6 +49,26 @@ def test_meters_and_first_non_finite_batch(devices):
     assert sums[1] == 1
 
 
+def test_the_mixup_lambda_comes_from_the_generator_given_to_the_step():
+    """One lambda per mixup step from the caller's generator (the position's, for exact
+    resume), none after mixup's last epoch; no hidden generator of the step's own."""
+    from gluon_tricks.data.targets import sample_mixup_lambda
+    net = _zero_net([mx.cpu()])
+    trainer = make_trainer(net.collect_params(), {'learning_rate': 0.0}, 'sgd')
+    step = TrainStep(net, trainer, [mx.cpu()],
+                     Recipe(4, mixup_alpha=0.2, mixup_off_epoch=1, num_epochs=3), LossScaler(None))
+    x, y = mx.nd.ones((4, 12)), mx.nd.array([0, 1, 2, 3])
+    rng, ref = np.random.RandomState(7), np.random.RandomState(7)
+    step(x, y, epoch=1, batch_index=0, rng=rng)
+    sample_mixup_lambda(0.2, ref)
+    assert rng.random_sample() == ref.random_sample()    # exactly one lambda was drawn
+    step(x, y, epoch=2, batch_index=0, rng=rng)          # mixup off in the last epoch
+    assert rng.random_sample() == ref.random_sample()
+    with pytest.raises(ValueError, match='rng'):
+        step(x, y, epoch=0, batch_index=1)
+    assert not hasattr(step, 'rng')
+
+
 def test_evaluate_counts_top1_top5():
     net = nn.Dense(6, in_units=6, use_bias=False)
     net.initialize(mx.init.Constant(0), ctx=[mx.cpu()])

@@ -107,8 +107,7 @@ class ClassificationTask(Task):
         return out
 
     def train_step(self, run, batch, epoch, i, rng):
-        self.step.rng = rng
-        sums = self.step(batch[0], batch[1], epoch, i)
+        sums = self.step(batch[0], batch[1], epoch, i, rng)
         if self.ema is not None:
             self.ema.update()
         return sums, batch[0].shape[0]
