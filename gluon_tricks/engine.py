@@ -10,8 +10,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
-from .data.targets import mixup, sample_mixup_lambda, smooth_labels
-from .loss import DistillationLoss, SoftTargetCrossEntropy
+from .loss import (DistillationLoss, SoftTargetCrossEntropy, mixup, sample_mixup_lambda,
+                   smooth_labels)
 from .precision import data_dtype
 
 __all__ = ['Recipe', 'TrainStep', 'evaluate']

@@ -52,7 +52,7 @@ def test_meters_and_first_non_finite_batch(devices):
 def test_the_mixup_lambda_comes_from_the_generator_given_to_the_step():
     """One lambda per mixup step from the caller's generator (the position's, for exact
     resume), none after mixup's last epoch; no hidden generator of the step's own."""
-    from gluon_tricks.data.targets import sample_mixup_lambda
+    from gluon_tricks.loss import sample_mixup_lambda
     net = _zero_net([mx.cpu()])
     trainer = make_trainer(net.collect_params(), {'learning_rate': 0.0}, 'sgd')
     step = TrainStep(net, trainer, [mx.cpu()],

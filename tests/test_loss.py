@@ -1,14 +1,13 @@
-"""Label smoothing and mixup (gluon_tricks.data.targets) and the losses (gluon_tricks.loss),
-paper secs. 5.2-5.4, against hand-computed values and an independent numpy implementation."""
+"""Label smoothing, mixup and the losses (gluon_tricks.loss), paper secs. 5.2-5.4, against hand-computed values and an independent numpy implementation."""
 import math
 
 import mxnet as mx
 import numpy as np
 import pytest
 
-from gluon_tricks.data.targets import (mixup, sample_mixup_lambda, smooth_labels,
-                                       smoothing_values, theoretical_gap)
-from gluon_tricks.loss import DistillationLoss, SoftTargetCrossEntropy
+from gluon_tricks.loss import (DistillationLoss, SoftTargetCrossEntropy, mixup,
+                               sample_mixup_lambda, smooth_labels, smoothing_values,
+                               theoretical_gap)
 
 
 # ---------------------------------------------------------------- label smoothing

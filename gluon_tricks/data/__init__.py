@@ -8,7 +8,6 @@
   worker processes).
 * transforms (:mod:`.transforms`): :class:`TrainTransform` and the one :class:`ValTransform`
   of training, export, predict and evaluate.
-* targets (:mod:`.targets`): label smoothing and mixup, applied per batch by the train step.
 * lists (:mod:`.lists`): ``.lst`` files, label files, class names; packing into RecordIO
   (:mod:`.pack`); verification of record files (:mod:`.verify`).
 """
@@ -17,8 +16,6 @@ from .base import (EpochLoader, derive_seed, LabelError, CorruptRecordError, Cor
 from .options import DataConfig, DEFAULT_DATA_DIR
 from .transforms import (AugmentConfig, AugParams, TrainTransform, ValTransform, decode_image,
                          image_problem, load_image, IMAGENET_MEAN, IMAGENET_STD, PARAM_FIELDS)
-from .targets import (SMOOTHING_STYLES, smooth_labels, smoothing_values, theoretical_gap,
-                      sample_mixup_lambda, mixup)
 from .lists import (list_class_folder, list_flat_folder, read_label_file, write_lst, read_lst,
                     write_class_names, read_class_names, check_labels, IMAGE_EXTENSIONS,
                     CLASSES_FILE)
@@ -39,8 +36,6 @@ __all__ = [
     'DataConfig', 'DEFAULT_DATA_DIR',
     'AugmentConfig', 'AugParams', 'TrainTransform', 'ValTransform', 'decode_image',
     'image_problem', 'load_image', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PARAM_FIELDS',
-    'SMOOTHING_STYLES', 'smooth_labels', 'smoothing_values', 'theoretical_gap',
-    'sample_mixup_lambda', 'mixup',
     'list_class_folder', 'list_flat_folder', 'read_label_file', 'write_lst', 'read_lst',
     'write_class_names', 'read_class_names', 'check_labels', 'IMAGE_EXTENSIONS', 'CLASSES_FILE',
     'RecordFile', 'read_index', 'rebuild_index',

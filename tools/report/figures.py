@@ -103,7 +103,7 @@ def plot_figure4a(out, classes=1000, eps_value=0.1, extra_classes=()):
     """Figure 4a: theoretical gap ``log((K-1)(1-eps)/eps)`` against eps; returns the gap at
     ``eps_value`` for ``classes``."""
     import numpy as np
-    from gluon_tricks.data.targets import theoretical_gap
+    from gluon_tricks.loss import theoretical_gap
     plt = _plt()
     eps = np.linspace(0.01, 0.99, 400)
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -196,7 +196,7 @@ def plot_figure4b(out, runs_dir, runs=None, num_gpus=0, eps=0.1, data_dir=None):
     """Figure 4b: histograms of :func:`logit_gaps` of the runs; returns ``{run: stats}`` or
     None when no run has a checkpoint."""
     import numpy as np
-    from gluon_tricks.data.targets import theoretical_gap
+    from gluon_tricks.loss import theoretical_gap
     found = []
     for label, name in runs or figure_runs('figure4'):
         run = read_run(runs_dir, name)
