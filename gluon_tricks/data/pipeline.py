@@ -64,7 +64,8 @@ class ShardBatchSampler(object):
         self.num_parts, self.part_index = int(num_parts), int(part_index)
         self.seed = int(seed)
         self.last_batch = last_batch
-        self.epoch = 0
+        # the position iteration starts at: epoch, and the batches of it already done (resume)
+        self.epoch, self.start_batch = 0, 0
         if self.train:
             self.part_size = self.num_samples // self.num_parts
         else:
@@ -91,9 +92,6 @@ class ShardBatchSampler(object):
         else:
             keys = [int(i) for i in idx]
         return [keys[b * self.batch_size:(b + 1) * self.batch_size] for b in range(len(self))]
-
-    #: Batches of the epoch to leave out (resume from the middle of an epoch).
-    start_batch = 0
 
     def __iter__(self):
         return iter(self.batches(self.epoch)[self.start_batch:])
