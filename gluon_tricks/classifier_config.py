@@ -4,7 +4,7 @@ import dataclasses
 import os
 from typing import Optional
 
-from .sections import Section, add_mode
+from .sections import Section, flag, mode_flag
 
 __all__ = ['ClassifierConfig', 'TricksConfig']
 
@@ -14,46 +14,34 @@ __all__ = ['ClassifierConfig', 'TricksConfig']
 class ClassifierConfig(Section):
     """The classification network and its precision (sections 2-4)."""
 
-    model: str = 'resnet50_v1d'
-    mode: str = 'hybrid'
-    last_gamma: bool = False
-    init: str = 'paper'
-    dtype: str = 'float32'
-    loss_scale: Optional[str] = None
-    initial_checkpoint: Optional[str] = None
-    freeze_backbone: bool = False
-    backbone_lr_mult: float = 1.0
+    title = 'model'
 
-    @staticmethod
-    def add_args(parser):
-        g = parser.add_argument_group('model')
-        g.add_argument('--model', default='resnet50_v1d',
-                       help='get_model name: resnet{18,34,50,101,152}_v1{,b,c,d}, resnet*_v1e/s, '
-                            'mobilenet1.0 ... mobilenet0.25, inceptionv3')
-        add_mode(g)
-        g.add_argument('--last-gamma', action='store_true',
-                       help='zero gamma (section 3.1): last BN of every residual block starts '
-                            'at 0')
-        g.add_argument('--init', default='paper', choices=['paper', 'msra'],
-                       help="paper: Xavier uniform (section 2.1); msra: GluonCV script's "
-                            "MSRAPrelu")
-        g.add_argument('--dtype', default='float32', choices=['float32', 'float16', 'bfloat16'],
-                       help='float16: FP16 network, FP32 BN and master weights (section 3.2); '
-                            'bfloat16: through mxnet.contrib.amp (CPU)')
-        g.add_argument('--loss-scale', default=None,
-                       help="loss scaling: a number (static), 'dynamic', or 'none'; default "
-                            "'dynamic' for float16, 'none' otherwise")
-        g.add_argument('--initial-checkpoint', default=None, metavar='PATH',
-                       help='fine-tune: start from these weights (a .params file of ours or '
-                            "GluonCV's, a checkpoint or run directory); a classifier of another "
-                            'size is re-initialised. Not a resume: optimizer and schedule start '
-                            'afresh')
-        g.add_argument('--freeze-backbone', action='store_true',
-                       help='with --initial-checkpoint: train the classifier only')
-        g.add_argument('--backbone-lr-mult', type=float, default=1.0,
-                       help='learning-rate multiplier of everything but the classifier (e.g. '
-                            '0.1 for transfer learning)')
-        return g
+    model: str = flag('resnet50_v1d',
+                      help='get_model name: resnet{18,34,50,101,152}_v1{,b,c,d}, resnet*_v1e/s, '
+                           'mobilenet1.0 ... mobilenet0.25, inceptionv3')
+    mode: str = mode_flag()
+    last_gamma: bool = flag(False, action='store_true',
+                            help='zero gamma (section 3.1): last BN of every residual block '
+                                 'starts at 0')
+    init: str = flag('paper', choices=['paper', 'msra'],
+                     help="paper: Xavier uniform (section 2.1); msra: GluonCV script's "
+                          "MSRAPrelu")
+    dtype: str = flag('float32', choices=['float32', 'float16', 'bfloat16'],
+                      help='float16: FP16 network, FP32 BN and master weights (section 3.2); '
+                           'bfloat16: through mxnet.contrib.amp (CPU)')
+    loss_scale: Optional[str] = flag(None, help="loss scaling: a number (static), 'dynamic', "
+                                                "or 'none'; default 'dynamic' for float16, "
+                                                "'none' otherwise")
+    initial_checkpoint: Optional[str] = flag(
+        None, metavar='PATH',
+        help="fine-tune: start from these weights (a .params file of ours or GluonCV's, a "
+             'checkpoint or run directory); a classifier of another size is re-initialised. '
+             'Not a resume: optimizer and schedule start afresh')
+    freeze_backbone: bool = flag(False, action='store_true',
+                                 help='with --initial-checkpoint: train the classifier only')
+    backbone_lr_mult: float = flag(1.0, type=float,
+                                   help='learning-rate multiplier of everything but the '
+                                        'classifier (e.g. 0.1 for transfer learning)')
 
     def check(self):
         from .model_zoo import get_model_list
@@ -97,45 +85,29 @@ class ClassifierConfig(Section):
 class TricksConfig(Section):
     """The training refinements of section 5 (label smoothing, distillation, mixup)."""
 
-    label_smoothing: bool = False
-    smoothing_eps: float = 0.1
-    smoothing_style: str = 'paper'
-    mixup: bool = False
-    mixup_alpha: float = 0.2
-    mixup_off_epoch: int = 0
-    teacher: Optional[str] = None
-    teacher_params: Optional[str] = None
-    teacher_input_size: Optional[int] = None
-    temperature: float = 20.0
-    hard_weight: Optional[float] = None
-    model_ema: bool = False
-    model_ema_decay: float = 0.9998
+    title = 'refinements (section 5)'
 
-    @staticmethod
-    def add_args(parser):
-        g = parser.add_argument_group('refinements (section 5)')
-        g.add_argument('--label-smoothing', action='store_true', help='label smoothing (5.2)')
-        g.add_argument('--smoothing-eps', type=float, default=0.1, help='epsilon of eq. (4)')
-        g.add_argument('--smoothing-style', default='paper', choices=['paper', 'gluoncv'],
-                       help="paper: eq. (4), eps/(K-1) off target; gluoncv: eps/K")
-        g.add_argument('--mixup', action='store_true', help='mixup training (5.4)')
-        g.add_argument('--mixup-alpha', type=float, default=0.2, help='Beta(alpha, alpha)')
-        g.add_argument('--mixup-off-epoch', type=int, default=0,
-                       help='train the last N epochs without mixup')
-        g.add_argument('--teacher', default=None, help='distillation teacher model name (5.3)')
-        g.add_argument('--teacher-params', default=None, help='teacher .params file')
-        g.add_argument('--teacher-input-size', type=int, default=None, help='resize the batch '
-                       'to this size for the teacher (default: the input size)')
-        g.add_argument('--temperature', type=float, default=20.0, help='T of eq. (6)')
-        g.add_argument('--hard-weight', type=float, default=None,
-                       help="GluonCV's blend w*hard + (1-w)*T^2*soft; default: eq. (6), 1 "
-                            "and 1")
-        g.add_argument('--model-ema', action='store_true',
-                       help="timm's model EMA: also keep, evaluate (top1_ema) and checkpoint "
-                            '(net-ema.params) a moving average of the weights')
-        g.add_argument('--model-ema-decay', type=float, default=0.9998,
-                       help='EMA decay per step: ema = d * ema + (1 - d) * weights')
-        return g
+    label_smoothing: bool = flag(False, action='store_true', help='label smoothing (5.2)')
+    smoothing_eps: float = flag(0.1, type=float, help='epsilon of eq. (4)')
+    smoothing_style: str = flag('paper', choices=['paper', 'gluoncv'],
+                                help="paper: eq. (4), eps/(K-1) off target; gluoncv: eps/K")
+    mixup: bool = flag(False, action='store_true', help='mixup training (5.4)')
+    mixup_alpha: float = flag(0.2, type=float, help='Beta(alpha, alpha)')
+    mixup_off_epoch: int = flag(0, type=int, help='train the last N epochs without mixup')
+    teacher: Optional[str] = flag(None, help='distillation teacher model name (5.3)')
+    teacher_params: Optional[str] = flag(None, help='teacher .params file')
+    teacher_input_size: Optional[int] = flag(None, type=int,
+                                             help='resize the batch to this size for the '
+                                                  'teacher (default: the input size)')
+    temperature: float = flag(20.0, type=float, help='T of eq. (6)')
+    hard_weight: Optional[float] = flag(None, type=float,
+                                        help="GluonCV's blend w*hard + (1-w)*T^2*soft; "
+                                             "default: eq. (6), 1 and 1")
+    model_ema: bool = flag(False, action='store_true',
+                           help="timm's model EMA: also keep, evaluate (top1_ema) and "
+                                'checkpoint (net-ema.params) a moving average of the weights')
+    model_ema_decay: float = flag(0.9998, type=float,
+                                  help='EMA decay per step: ema = d * ema + (1 - d) * weights')
 
     def check(self):
         from .model_zoo import get_model_list

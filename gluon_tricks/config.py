@@ -1,10 +1,11 @@
-"""Typed configuration of a training run: one dataclass per concern, one ``add_args`` each.
+"""Typed configuration of a training run: one dataclass per concern, each field a flag.
 
 The three training scripts parse their flags into a :class:`TrainConfig` (its sections:
 ``data``, ``model``, ``optim``, ``tricks``, ``run``) and hand it to
 :func:`gluon_tricks.training.fit`; no ``argparse.Namespace`` goes further. Every field is
-named like the argparse dest of its flag, so ``SAVE_DIR/config.json`` (written by the loop)
-reads like the command line::
+named like the argparse dest of its flag and declares it (:func:`~gluon_tricks.sections.flag`:
+default, option strings, help; ``add_args`` builds the parser from them), so
+``SAVE_DIR/config.json`` (written by the loop) reads like the command line::
 
     {"task": "classification", "script": "train_imagenet.py", "data": {...},
      "model": {"model": "resnet50_v1d", "last_gamma": true, ...}, "optim": {...},
@@ -25,11 +26,16 @@ from typing import Optional, Tuple
 __all__ = ['Section', 'ClassifierConfig', 'OptimConfig', 'TricksConfig', 'RunConfig',
            'TrainConfig', 'CLASSIFICATION_DEFAULTS', 'TASK_MODULES', 'task_sections',
            'parse_config',
-           'DataConfig', 'check_positive', 'add_mode']
+           'DataConfig', 'check_positive', 'flag', 'mode_flag']
 
 from .classifier_config import ClassifierConfig, TricksConfig
 from .data.options import DataConfig
-from .sections import HelpFormatter, Section, add_mode, check_positive
+from .sections import HelpFormatter, Section, check_positive, flag, mode_flag
+
+
+def _lr_modes():
+    from .lr_scheduler import MODES  # imports MXNet: only when a parser is built
+    return list(MODES)
 
 
 # ------------------------------------------------------------------------------ optimisation
@@ -37,25 +43,42 @@ from .sections import HelpFormatter, Section, add_mode, check_positive
 class OptimConfig(Section):
     """Optimizer, batch and learning-rate schedule (sections 2.1, 3.1 and 5.1)."""
 
-    optimizer: str = 'nag'
-    batch_size: int = 32
-    num_gpus: int = 0
-    num_epochs: int = 120
-    lr: Optional[float] = None
-    base_lr: float = 0.1
-    base_batch_size: int = 256
-    lr_mode: str = 'step'
-    lr_decay: float = 0.1
-    lr_decay_epoch: Tuple[float, ...] = (30.0, 60.0, 90.0)
-    power: float = 2.0
-    warmup_epochs: float = 0.0
-    warmup_iters: Optional[int] = None
-    warmup_lr: Optional[float] = None
-    warmup_factor: float = 0.0
-    target_lr: float = 0.0
-    momentum: float = 0.9
-    wd: float = 1e-4
-    no_wd: bool = False
+    title = 'optimization'
+
+    optimizer: str = flag('nag', choices=['nag', 'sgd'],
+                          help='nag: Nesterov momentum (paper section 2.1); sgd: momentum SGD')
+    batch_size: int = flag(32, type=int, help='batch per device')
+    num_gpus: int = flag(0, type=int, help='GPUs per process; 0 = CPU')
+    num_epochs: int = flag(120, '--num-epochs', '--epochs', type=int, help='training epochs')
+    lr: Optional[float] = flag(None, type=float,
+                               help='learning rate; default: linear scaling base-lr x global '
+                                    'batch / base-batch-size (section 3.1)')
+    base_lr: float = flag(0.1, type=float, help='lr for --base-batch-size')
+    base_batch_size: int = flag(256, type=int, help='global batch of --base-lr')
+    lr_mode: str = flag('step', choices=_lr_modes,
+                        help='step (section 2.1) or cosine (section 5.1, eq. 1), poly, linear, '
+                             'constant')
+    lr_decay: float = flag(0.1, type=float, help='step decay factor')
+    lr_decay_epoch: Tuple[float, ...] = flag(
+        (30.0, 60.0, 90.0), shown=lambda epochs: ','.join('%g' % e for e in epochs),
+        help='epochs of step decay')
+    power: float = flag(2.0, type=float, help='exponent of the poly decay')
+    warmup_epochs: float = flag(0.0, type=float, help='linear warmup epochs (section 3.1: 5)')
+    warmup_iters: Optional[int] = flag(None, '--warmup-iters', '--lr-warmup', type=int,
+                                       help='linear warmup iterations; overrides '
+                                            '--warmup-epochs')
+    warmup_lr: Optional[float] = flag(None, type=float,
+                                      help='lr at the start of warmup (default: '
+                                           '--warmup-factor x lr)')
+    warmup_factor: float = flag(0.0, '--warmup-factor', '--lr-warmup-factor', type=float,
+                                help='warmup starts at this fraction of the lr (unless '
+                                     '--warmup-lr)')
+    target_lr: float = flag(0.0, type=float, help='final lr of cosine/poly/linear decay')
+    momentum: float = flag(0.9, type=float, help='momentum')
+    wd: float = flag(1e-4, '--wd', '--weight-decay', type=float, help='weight decay')
+    no_wd: bool = flag(False, action='store_true',
+                       help='no bias decay (section 3.1): biases and BN gamma/beta get no '
+                            'weight decay, selected by layer role')
 
     def __post_init__(self):
         if isinstance(self.lr_decay_epoch, str):
@@ -66,55 +89,6 @@ class OptimConfig(Section):
                 raise ValueError('--lr-decay-epoch must be comma-separated epochs, got %r'
                                  % self.lr_decay_epoch) from None
         self.lr_decay_epoch = tuple(float(e) for e in self.lr_decay_epoch)
-
-    @staticmethod
-    def add_args(parser, defaults=None):
-        from .lr_scheduler import MODES
-        d = dict(dataclasses.asdict(OptimConfig()), **(defaults or {}))
-        d['lr_decay_epoch'] = ','.join('%g' % e for e in d['lr_decay_epoch'])
-        g = parser.add_argument_group('optimization')
-        g.add_argument('--optimizer', default=d['optimizer'], choices=['nag', 'sgd'],
-                       help='nag: Nesterov momentum (paper section 2.1); sgd: momentum SGD')
-        g.add_argument('--batch-size', type=int, default=d['batch_size'],
-                       help='batch per device')
-        g.add_argument('--num-gpus', type=int, default=0, help='GPUs per process; 0 = CPU')
-        g.add_argument('--num-epochs', '--epochs', dest='num_epochs', type=int,
-                       default=d['num_epochs'], help='training epochs')
-        g.add_argument('--lr', type=float, default=None,
-                       help='learning rate; default: linear scaling base-lr x global batch / '
-                            'base-batch-size (section 3.1)')
-        g.add_argument('--base-lr', type=float, default=d['base_lr'],
-                       help='lr for --base-batch-size')
-        g.add_argument('--base-batch-size', type=int, default=d['base_batch_size'],
-                       help='global batch of --base-lr')
-        g.add_argument('--lr-mode', default=d['lr_mode'], choices=list(MODES),
-                       help='step (section 2.1) or cosine (section 5.1, eq. 1), poly, linear, '
-                            'constant')
-        g.add_argument('--lr-decay', type=float, default=d['lr_decay'],
-                       help='step decay factor')
-        g.add_argument('--lr-decay-epoch', default=d['lr_decay_epoch'],
-                       help='epochs of step decay')
-        g.add_argument('--power', type=float, default=d['power'],
-                       help='exponent of the poly decay')
-        g.add_argument('--warmup-epochs', type=float, default=d['warmup_epochs'],
-                       help='linear warmup epochs (section 3.1: 5)')
-        g.add_argument('--warmup-iters', '--lr-warmup', dest='warmup_iters', type=int,
-                       default=d['warmup_iters'],
-                       help='linear warmup iterations; overrides --warmup-epochs')
-        g.add_argument('--warmup-lr', type=float, default=None,
-                       help='lr at the start of warmup (default: --warmup-factor x lr)')
-        g.add_argument('--warmup-factor', '--lr-warmup-factor', dest='warmup_factor',
-                       type=float, default=d['warmup_factor'],
-                       help='warmup starts at this fraction of the lr (unless --warmup-lr)')
-        g.add_argument('--target-lr', type=float, default=0.0,
-                       help='final lr of cosine/poly/linear decay')
-        g.add_argument('--momentum', type=float, default=d['momentum'], help='momentum')
-        g.add_argument('--wd', '--weight-decay', dest='wd', type=float, default=d['wd'],
-                       help='weight decay')
-        g.add_argument('--no-wd', action='store_true',
-                       help='no bias decay (section 3.1): biases and BN gamma/beta get no '
-                            'weight decay, selected by layer role')
-        return g
 
     def check(self):
         check_positive(self, 'batch_size', 'num_epochs', 'base_batch_size')
@@ -132,74 +106,52 @@ class RunConfig(Section):
     """Where the run writes, how often it logs, evaluates and checkpoints, how it is
     distributed, and its seed."""
 
-    save_dir: str = 'params'
-    resume: bool = False
-    allow_pickled_states: bool = False
-    overwrite: bool = False
-    save_frequency: int = 1
-    keep_checkpoints: int = 10
-    checkpoint_interval: int = 0
-    val_interval: int = 1
-    log_interval: int = 50
-    logging_file: Optional[str] = None
-    seed: int = 0
-    horovod: bool = False
-    kvstore: Optional[str] = None
-    progress: str = 'auto'
-    tensorboard: Optional[str] = None
-    save_predictions: Optional[str] = None
-    verbose: bool = False
+    title = 'run'
 
-    @staticmethod
-    def add_args(parser, defaults=None, detection=False):
-        d = dict(dataclasses.asdict(RunConfig()), **(defaults or {}))
-        g = parser.add_argument_group('run')
-        g.add_argument('--save-dir', default=d['save_dir'], help='checkpoints, metrics and log')
-        g.add_argument('--resume', action='store_true',
-                       help='continue from the latest checkpoint in --save-dir')
-        g.add_argument('--allow-pickled-states', action='store_true',
-                       help='--resume a checkpoint of an older gluon-tricks whose '
-                            'trainer.states is a Python pickle. UNSAFE: loading a pickle runs '
-                            'any code in the file; only for checkpoints you wrote yourself')
-        g.add_argument('--overwrite', action='store_true',
-                       help='start a new run in a --save-dir that holds an earlier run: its '
-                            'checkpoints, metrics.jsonl, train.log and results.json are moved '
-                            'to SAVE_DIR/replaced-<time>/ first')
-        g.add_argument('--save-frequency', '--save-interval', dest='save_frequency', type=int,
-                       default=1, help='write a checkpoint every N epochs (and after the last)')
-        g.add_argument('--keep-checkpoints', '--checkpoint-hist', dest='keep_checkpoints',
-                       type=int, default=10,
-                       help='end-of-epoch checkpoints kept in SAVE_DIR: the newest N (older '
-                            'ones are deleted as new ones are written; checkpoint-best is '
-                            'always kept). Keep several to average them '
-                            '(scripts/classification/average_checkpoints.py)')
-        g.add_argument('--checkpoint-interval', type=int, default=0,
-                       help='also checkpoint every N batches inside an epoch (resumable at '
-                            'that batch); 0: at the end of epochs only. SIGTERM/SIGINT always '
-                            'checkpoint the current position and exit with 128+signal')
-        g.add_argument('--val-interval', type=int, default=1,
-                       help='evaluate every N epochs (and after the last)')
-        g.add_argument('--log-interval', type=int, default=d['log_interval'],
-                       help='batches between log lines')
-        g.add_argument('--logging-file', default=None,
-                       help='log file (default: SAVE_DIR/train.log)')
-        g.add_argument('--seed', type=int, default=0, help='seed of every random choice')
-        g.add_argument('--horovod', action='store_true',
-                       help='Horovod data parallelism (launch with horovodrun)')
-        g.add_argument('--kvstore', default=None,
-                       help='kvstore for several local devices (default: device; not with '
-                            '--horovod)')
-        g.add_argument('--progress', default='auto', choices=['auto', 'bar', 'log'],
-                       help='tqdm bar (auto: when stderr is a terminal) or log lines only')
-        g.add_argument('--tensorboard', default=None, metavar='DIR',
-                       help='also write the metrics.jsonl scalars as TensorBoard event files in '
-                            'DIR (rank 0; needs tensorboardX, the [tensorboard] extra)')
-        if detection:
-            g.add_argument('--save-predictions', default=None,
-                           help='write the final test predictions of this rank (pickle) to '
-                                'this file')
-            g.add_argument('--verbose', action='store_true', help='log the trained parameters')
-        return g
+    save_dir: str = flag('params', help='checkpoints, metrics and log')
+    resume: bool = flag(False, action='store_true',
+                        help='continue from the latest checkpoint in --save-dir')
+    allow_pickled_states: bool = flag(
+        False, action='store_true',
+        help='--resume a checkpoint of an older gluon-tricks whose trainer.states is a Python '
+             'pickle. UNSAFE: loading a pickle runs any code in the file; only for '
+             'checkpoints you wrote yourself')
+    overwrite: bool = flag(False, action='store_true',
+                           help='start a new run in a --save-dir that holds an earlier run: its '
+                                'checkpoints, metrics.jsonl, train.log and results.json are '
+                                'moved to SAVE_DIR/replaced-<time>/ first')
+    save_frequency: int = flag(1, '--save-frequency', '--save-interval', type=int,
+                               help='write a checkpoint every N epochs (and after the last)')
+    keep_checkpoints: int = flag(10, '--keep-checkpoints', '--checkpoint-hist', type=int,
+                                 help='end-of-epoch checkpoints kept in SAVE_DIR: the newest N '
+                                      '(older ones are deleted as new ones are written; '
+                                      'checkpoint-best is always kept). Keep several to '
+                                      'average them '
+                                      '(scripts/classification/average_checkpoints.py)')
+    checkpoint_interval: int = flag(0, type=int,
+                                    help='also checkpoint every N batches inside an epoch '
+                                         '(resumable at that batch); 0: at the end of epochs '
+                                         'only. SIGTERM/SIGINT always checkpoint the current '
+                                         'position and exit with 128+signal')
+    val_interval: int = flag(1, type=int, help='evaluate every N epochs (and after the last)')
+    log_interval: int = flag(50, type=int, help='batches between log lines')
+    logging_file: Optional[str] = flag(None, help='log file (default: SAVE_DIR/train.log)')
+    seed: int = flag(0, type=int, help='seed of every random choice')
+    horovod: bool = flag(False, action='store_true',
+                         help='Horovod data parallelism (launch with horovodrun)')
+    kvstore: Optional[str] = flag(None, help='kvstore for several local devices (default: '
+                                             'device; not with --horovod)')
+    progress: str = flag('auto', choices=['auto', 'bar', 'log'],
+                         help='tqdm bar (auto: when stderr is a terminal) or log lines only')
+    tensorboard: Optional[str] = flag(None, metavar='DIR',
+                                      help='also write the metrics.jsonl scalars as '
+                                           'TensorBoard event files in DIR (rank 0; needs '
+                                           'tensorboardX, the [tensorboard] extra)')
+    save_predictions: Optional[str] = flag(None, tasks=('detection',),
+                                           help='write the final test predictions of this '
+                                                'rank (pickle) to this file')
+    verbose: bool = flag(False, action='store_true', tasks=('detection',),
+                         help='log the trained parameters')
 
     def check(self):
         for name, unit in (('log_interval', 'batches'), ('save_frequency', 'epochs'),
@@ -232,8 +184,9 @@ class RunConfig(Section):
 
 
 # ------------------------------------------------------------------------------ the whole run
-#: The defaults of the shared flags for classification (the other tasks: their ``DEFAULTS``).
-CLASSIFICATION_DEFAULTS = {'optim': {}, 'run': {'save_dir': 'params', 'log_interval': 50}}
+#: The defaults of the shared flags for classification: the fields' own (the other tasks:
+#: their ``DEFAULTS``, ``{'optim': {field: default}, 'run': {...}}``).
+CLASSIFICATION_DEFAULTS = {}
 
 #: The modules of the tasks trained from a backbone (GluonCV's VOC and ADE20K recipes); each
 #: defines ``MODEL_CONFIG``, ``DATA_CONFIG`` and ``DEFAULTS``, imported when its task is parsed.
@@ -265,12 +218,12 @@ class TrainConfig(object):
     def add_args(parser, task):
         """Every flag of ``task``'s training script, with the task's defaults."""
         model_cls, data_cls, defaults = task_sections(task)
-        data_cls.add_args(parser)
-        model_cls.add_args(parser)
-        OptimConfig.add_args(parser, defaults['optim'])
+        data_cls.add_args(parser, task=task)
+        model_cls.add_args(parser, task=task)
+        OptimConfig.add_args(parser, defaults.get('optim'), task)
         if task == 'classification':
-            TricksConfig.add_args(parser)
-        RunConfig.add_args(parser, defaults['run'], detection=task == 'detection')
+            TricksConfig.add_args(parser, task=task)
+        RunConfig.add_args(parser, defaults.get('run'), task)
 
     @classmethod
     def from_args(cls, args, task, script=''):

@@ -9,6 +9,7 @@ import os
 from fractions import Fraction
 from typing import Optional, Tuple
 
+from ..sections import Section, flag
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig
 
 __all__ = ['DataConfig', 'DEFAULT_DATA_DIR']
@@ -29,7 +30,7 @@ def _float_or_fraction(text):
 
 
 @dataclasses.dataclass
-class DataConfig:
+class DataConfig(Section):
     """Where the data comes from and how it is pre-processed (defaults: paper section 2.1).
 
     ``augment()`` gives the :class:`AugmentConfig` of the transforms, ``rec_paths(split)`` and
@@ -37,27 +38,73 @@ class DataConfig:
     loaders.
     """
 
-    data_dir: str = DEFAULT_DATA_DIR
-    rec_train: Optional[str] = None
-    rec_train_idx: Optional[str] = None
-    rec_val: Optional[str] = None
-    rec_val_idx: Optional[str] = None
-    use_rec: bool = False
-    synthetic_data: bool = False
-    num_workers: Optional[int] = None
-    num_classes: Optional[int] = None
-    input_size: int = _PAPER.input_size
-    crop_ratio: float = _PAPER.crop_ratio
-    random_area_min: float = _PAPER.random_area[0]
-    random_area_max: float = _PAPER.random_area[1]
-    aspect_ratio_min: float = _PAPER.aspect_ratio[0]
-    aspect_ratio_max: float = _PAPER.aspect_ratio[1]
-    no_mirror: bool = False
-    jitter: float = _PAPER.brightness
-    hue: float = _PAPER.hue
-    pca_noise: float = _PAPER.pca_noise
-    mean: Tuple[float, float, float] = IMAGENET_MEAN
-    std: Tuple[float, float, float] = IMAGENET_STD
+    title = 'data (defaults: paper section 2.1)'
+    unknown_fields = 'unknown data option(s) %(names)s; known: %(known)s'
+
+    data_dir: str = flag(DEFAULT_DATA_DIR, type=str,
+                         help='data root: class folders DATA_DIR/train and DATA_DIR/val, or '
+                              'with --use-rec the default place of train.rec/val.rec '
+                              '(default: %(default)s)')
+    rec_train: Optional[str] = flag(None, type=str,
+                                    help='training RecordIO file (default: DATA_DIR/train.rec)')
+    rec_train_idx: Optional[str] = flag(None, type=str,
+                                        help='index of the training RecordIO file (default: '
+                                             'next to it, .idx)')
+    rec_val: Optional[str] = flag(None, type=str,
+                                  help='validation RecordIO file (default: DATA_DIR/val.rec)')
+    rec_val_idx: Optional[str] = flag(None, type=str,
+                                      help='index of the validation RecordIO file (default: '
+                                           'next to it, .idx)')
+    use_rec: bool = flag(False, action='store_true',
+                         help='read RecordIO files (.rec/.idx, as packed by prepare_imagenet.py '
+                              "or MXNet's im2rec) instead of class folders")
+    num_workers: Optional[int] = flag(
+        None, '-j', '--num-data-workers', '--num-workers', '--workers', type=int,
+        help='data worker processes decoding and augmenting images (0: in the training '
+             'process); default: the CPUs of this rank, one left for the training process '
+             'where it has more than 2')
+    input_size: int = flag(_PAPER.input_size, type=int,
+                           help='network input size (paper: 224; 299 for Inception-V3)')
+    crop_ratio: float = flag(_PAPER.crop_ratio, type=float,
+                             help='validation center-crop ratio; the shorter side is resized '
+                                  'to ceil(input_size / crop_ratio) first (paper: 0.875, i.e. '
+                                  '256 for 224)')
+    random_area_min: float = flag(_PAPER.random_area[0], type=float,
+                                  help='smallest area fraction of the random-resized crop '
+                                       '(paper: 0.08)')
+    random_area_max: float = flag(_PAPER.random_area[1], type=float,
+                                  help='largest area fraction of the random-resized crop '
+                                       '(paper: 1.0)')
+    aspect_ratio_min: float = flag(_PAPER.aspect_ratio[0], type=_float_or_fraction,
+                                   help='smallest aspect ratio of the random-resized crop '
+                                        '(paper: 3/4)')
+    aspect_ratio_max: float = flag(_PAPER.aspect_ratio[1], type=_float_or_fraction,
+                                   help='largest aspect ratio of the random-resized crop '
+                                        '(paper: 4/3)')
+    no_mirror: bool = flag(False, action='store_true',
+                           help='disable the random horizontal flip (paper: flip with '
+                                'probability 0.5)')
+    jitter: float = flag(_PAPER.brightness, type=float,
+                         help='brightness, contrast and saturation are scaled by a factor in '
+                              '[1 - jitter, 1 + jitter] (paper: 0.4, i.e. [0.6, 1.4])')
+    hue: float = flag(_PAPER.hue, type=float,
+                      help='hue jitter: rotation by U[-hue, hue] * pi in YIQ space (GluonCV '
+                           'default and ours: 0)')
+    pca_noise: float = flag(_PAPER.pca_noise, type=float,
+                            help='std of the PCA lighting noise coefficients (paper: N(0, 0.1))')
+    mean: Tuple[float, float, float] = flag(
+        IMAGENET_MEAN, type=float, nargs=3, metavar=('R', 'G', 'B'), shown=list,
+        help='RGB mean on the 0-255 scale (paper: 123.68 116.779 103.939)')
+    std: Tuple[float, float, float] = flag(
+        IMAGENET_STD, type=float, nargs=3, metavar=('R', 'G', 'B'), shown=list,
+        help='RGB std on the 0-255 scale (paper: 58.393 57.12 57.375)')
+    num_classes: Optional[int] = flag(None, type=int,
+                                      help='number of classes (default: from the data: the '
+                                           '.lst next to the .rec, a scan of the record labels, '
+                                           'or the class folders; ImageNet: 1000)')
+    synthetic_data: bool = flag(False, action='store_true',
+                                help='random data of the right shape instead of real data '
+                                     '(benchmarks)')
 
     def __post_init__(self):
         self.mean, self.std = tuple(self.mean), tuple(self.std)
@@ -67,93 +114,6 @@ class DataConfig:
                              % (self.num_workers,))
         if self.num_classes is not None and self.num_classes < 1:
             raise ValueError('--num-classes must be >= 1, got %r' % (self.num_classes,))
-
-    @staticmethod
-    def add_args(parser):
-        """Add the data flags (GluonCV's names where GluonCV has them) to ``parser``; returns
-        the argument group."""
-        d = DataConfig()
-        g = parser.add_argument_group('data (defaults: paper section 2.1)')
-        g.add_argument('--data-dir', type=str, default=d.data_dir,
-                       help='data root: class folders DATA_DIR/train and DATA_DIR/val, or with '
-                            '--use-rec the default place of train.rec/val.rec (default: '
-                            '%(default)s)')
-        g.add_argument('--rec-train', type=str, default=None,
-                       help='training RecordIO file (default: DATA_DIR/train.rec)')
-        g.add_argument('--rec-train-idx', type=str, default=None,
-                       help='index of the training RecordIO file (default: next to it, .idx)')
-        g.add_argument('--rec-val', type=str, default=None,
-                       help='validation RecordIO file (default: DATA_DIR/val.rec)')
-        g.add_argument('--rec-val-idx', type=str, default=None,
-                       help='index of the validation RecordIO file (default: next to it, .idx)')
-        g.add_argument('--use-rec', action='store_true',
-                       help='read RecordIO files (.rec/.idx, as packed by prepare_imagenet.py '
-                            "or MXNet's im2rec) instead of class folders")
-        g.add_argument('-j', '--num-data-workers', '--num-workers', '--workers',
-                       dest='num_workers', type=int, default=d.num_workers,
-                       help='data worker processes decoding and augmenting images (0: in the '
-                            'training process); default: the CPUs of this rank, one left for '
-                            'the training process where it has more than 2')
-        g.add_argument('--input-size', type=int, default=d.input_size,
-                       help='network input size (paper: 224; 299 for Inception-V3)')
-        g.add_argument('--crop-ratio', type=float, default=d.crop_ratio,
-                       help='validation center-crop ratio; the shorter side is resized to '
-                            'ceil(input_size / crop_ratio) first (paper: 0.875, i.e. 256 for '
-                            '224)')
-        g.add_argument('--random-area-min', type=float, default=d.random_area_min,
-                       help='smallest area fraction of the random-resized crop (paper: 0.08)')
-        g.add_argument('--random-area-max', type=float, default=d.random_area_max,
-                       help='largest area fraction of the random-resized crop (paper: 1.0)')
-        g.add_argument('--aspect-ratio-min', type=_float_or_fraction, default=d.aspect_ratio_min,
-                       help='smallest aspect ratio of the random-resized crop (paper: 3/4)')
-        g.add_argument('--aspect-ratio-max', type=_float_or_fraction, default=d.aspect_ratio_max,
-                       help='largest aspect ratio of the random-resized crop (paper: 4/3)')
-        g.add_argument('--no-mirror', action='store_true',
-                       help='disable the random horizontal flip (paper: flip with probability '
-                            '0.5)')
-        g.add_argument('--jitter', type=float, default=d.jitter,
-                       help='brightness, contrast and saturation are scaled by a factor in '
-                            '[1 - jitter, 1 + jitter] (paper: 0.4, i.e. [0.6, 1.4])')
-        g.add_argument('--hue', type=float, default=d.hue,
-                       help='hue jitter: rotation by U[-hue, hue] * pi in YIQ space (GluonCV '
-                            'default and ours: 0)')
-        g.add_argument('--pca-noise', type=float, default=d.pca_noise,
-                       help='std of the PCA lighting noise coefficients (paper: N(0, 0.1))')
-        g.add_argument('--mean', type=float, nargs=3, default=list(d.mean),
-                       metavar=('R', 'G', 'B'),
-                       help='RGB mean on the 0-255 scale (paper: 123.68 116.779 103.939)')
-        g.add_argument('--std', type=float, nargs=3, default=list(d.std),
-                       metavar=('R', 'G', 'B'),
-                       help='RGB std on the 0-255 scale (paper: 58.393 57.12 57.375)')
-        g.add_argument('--num-classes', type=int, default=None,
-                       help='number of classes (default: from the data: the .lst next to the '
-                            '.rec, a scan of the record labels, or the class folders; '
-                            'ImageNet: 1000)')
-        g.add_argument('--synthetic-data', action='store_true',
-                       help='random data of the right shape instead of real data (benchmarks)')
-        return g
-
-    @classmethod
-    def from_args(cls, args):
-        """The configuration of parsed flags; attributes ``args`` lacks keep their defaults."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        return cls(**{k: getattr(args, k) for k in names if hasattr(args, k)})
-
-    def to_dict(self):
-        """JSON-ready dict: field name (= argparse dest) -> value."""
-        out = dataclasses.asdict(self)
-        out['mean'], out['std'] = list(self.mean), list(self.std)
-        return out
-
-    @classmethod
-    def from_dict(cls, values):
-        """Inverse of :meth:`to_dict`; an unknown key is an error naming it."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError('unknown data option(s) %s; known: %s'
-                             % (', '.join(unknown), ', '.join(sorted(names))))
-        return cls(**values)
 
     def augment(self):
         """The :class:`AugmentConfig` of the train and validation transforms."""

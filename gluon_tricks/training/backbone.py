@@ -3,29 +3,24 @@ detection, segmentation): the backbone's flags and the frame of a data set's fla
 import dataclasses
 from typing import Optional
 
-from ..config import Section, add_mode
+from ..sections import Section, flag, mode_flag
 
-__all__ = ['BackboneConfig', 'DatasetConfig']
+__all__ = ['BackboneConfig', 'DatasetConfig', 'workers_flag']
 
 
 @dataclasses.dataclass
 class BackboneConfig(Section):
     """Base of a model section: ``--backbone``, ``--backbone-params``, ``--mode``."""
 
-    backbone: str = 'resnet50_v1d'
-    backbone_params: Optional[str] = None
-    mode: str = 'hybrid'
+    title = 'model'
 
-    @staticmethod
-    def add_args(parser, defaults=None):
-        g = parser.add_argument_group('model')
-        g.add_argument('--backbone', required=True,
-                       help='zoo ResNet name, e.g. resnet50_v1b (B-standard) or resnet50_v1d')
-        g.add_argument('--backbone-params', required=True,
-                       help='classification checkpoint: .params of train_imagenet.py (or its '
-                            'checkpoint dir / --save-dir) or GluonCV\'s for the same name')
-        add_mode(g)
-        return g
+    backbone: str = flag('resnet50_v1d', required=True,
+                         help='zoo ResNet name, e.g. resnet50_v1b (B-standard) or resnet50_v1d')
+    backbone_params: Optional[str] = flag(
+        None, required=True,
+        help='classification checkpoint: .params of train_imagenet.py (or its checkpoint dir / '
+             '--save-dir) or GluonCV\'s for the same name')
+    mode: str = mode_flag()
 
     def check(self):
         from ..model_zoo import get_model_list
@@ -36,24 +31,14 @@ class BackboneConfig(Section):
 
 
 class DatasetConfig(Section):
-    """Base of a data section (a dataclass with ``data_dir`` and ``num_workers`` fields):
-    ``--data-dir`` (help: ``data_dir_help``), the data set's own flags
-    (:meth:`add_dataset_args`), then ``-j``."""
+    """Base of a data section: its dataclass declares ``data_dir`` (``--data-dir``) first,
+    then the data set's own flags, then ``num_workers = workers_flag()`` (``-j``)."""
 
-    data_dir_help = ''
+    title = 'data'
 
-    @classmethod
-    def add_args(cls, parser, defaults=None):
-        d = cls()
-        g = parser.add_argument_group('data')
-        g.add_argument('--data-dir', default=d.data_dir, help=cls.data_dir_help)
-        cls.add_dataset_args(g, d)
-        g.add_argument('-j', '--num-data-workers', '--num-workers', '--workers',
-                       dest='num_workers', type=int, default=d.num_workers,
-                       help='data loader worker processes; default: the CPUs of this rank, one '
-                            'left for the training process where it has more than 2')
-        return g
 
-    @staticmethod
-    def add_dataset_args(group, d):
-        """Add the data set's flags to ``group`` (their defaults: the fields of ``d``)."""
+def workers_flag():
+    """The ``num_workers`` field of a data section: ``-j`` and GluonCV's other spellings."""
+    return flag(None, '-j', '--num-data-workers', '--num-workers', '--workers', type=int,
+                help='data loader worker processes; default: the CPUs of this rank, one left '
+                     'for the training process where it has more than 2')

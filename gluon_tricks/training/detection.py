@@ -16,7 +16,8 @@ from ..threads import data_workers
 from ..data import ShardBatchSampler
 from ..detection import (build_faster_rcnn, evaluate, format_ap_table, parse_voc_splits,
                          train_loader, trainable_params, val_loader, voc_dataset)
-from .backbone import BackboneConfig, DatasetConfig
+from ..sections import flag
+from .backbone import BackboneConfig, DatasetConfig, workers_flag
 from ..data.pipeline import SamplerLoader
 from .task import Task
 
@@ -27,25 +28,18 @@ __all__ = ['DetectorConfig', 'VOCDataConfig', 'DEFAULTS', 'DetectionTask']
 class DetectorConfig(BackboneConfig):
     """Faster-RCNN on a classification backbone (section 6.1; GluonCV's VOC settings)."""
 
-    frozen_stages: int = 1
-    rpn_train_post_nms: int = 2000
-    rpn_test_post_nms: int = 300
-    rcnn_num_samples: int = 128
-
-    @staticmethod
-    def add_args(parser, defaults=None):
-        g = BackboneConfig.add_args(parser)
-        g.add_argument('--frozen-stages', type=int, default=1,
-                       help='ResNet stages kept frozen besides the stem (GluonCV VOC: 1)')
-        g.add_argument('--rpn-train-post-nms', type=int, default=2000,
-                       help='RPN proposals kept per image in training (GluonCV VOC: 2000; '
-                            'small images have fewer anchors: at most (short/16)^2 x 15)')
-        g.add_argument('--rpn-test-post-nms', type=int, default=300,
-                       help='RPN proposals kept per image at test time (GluonCV VOC: 300)')
-        g.add_argument('--rcnn-num-samples', type=int, default=128,
-                       help='RoIs per image sampled for the R-CNN head in training (GluonCV '
-                            'VOC: 128); layer4 runs on each of them')
-        return g
+    frozen_stages: int = flag(1, type=int,
+                              help='ResNet stages kept frozen besides the stem (GluonCV VOC: 1)')
+    rpn_train_post_nms: int = flag(2000, type=int,
+                                   help='RPN proposals kept per image in training (GluonCV VOC: '
+                                        '2000; small images have fewer anchors: at most '
+                                        '(short/16)^2 x 15)')
+    rpn_test_post_nms: int = flag(300, type=int,
+                                  help='RPN proposals kept per image at test time (GluonCV '
+                                       'VOC: 300)')
+    rcnn_num_samples: int = flag(128, type=int,
+                                 help='RoIs per image sampled for the R-CNN head in training '
+                                      '(GluonCV VOC: 128); layer4 runs on each of them')
 
     def check(self):
         super().check()
@@ -68,23 +62,14 @@ class DetectorConfig(BackboneConfig):
 class VOCDataConfig(DatasetConfig):
     """Pascal VOC for Faster-RCNN (paper: train VOC07+12 trainval, test VOC07 test)."""
 
-    data_dir: str = os.path.join('~', '.mxnet', 'datasets', 'voc')
-    train_splits: str = '2007_trainval,2012_trainval'
-    val_splits: str = '2007_test'
-    short: int = 600
-    max_size: int = 1000
-    num_workers: Optional[int] = None
-
-    data_dir_help = 'VOC root holding VOC2007/ and VOC2012/ (prepare_voc.py --out)'
-
-    @staticmethod
-    def add_dataset_args(g, d):
-        g.add_argument('--train-splits', default=d.train_splits,
-                       help='training splits YEAR_NAME,... (paper: VOC07+12 trainval)')
-        g.add_argument('--val-splits', default=d.val_splits, help='evaluation splits')
-        g.add_argument('--short', type=int, default=d.short, help='shorter image side')
-        g.add_argument('--max-size', type=int, default=d.max_size,
-                       help='bound of the longer side')
+    data_dir: str = flag(os.path.join('~', '.mxnet', 'datasets', 'voc'),
+                         help='VOC root holding VOC2007/ and VOC2012/ (prepare_voc.py --out)')
+    train_splits: str = flag('2007_trainval,2012_trainval',
+                             help='training splits YEAR_NAME,... (paper: VOC07+12 trainval)')
+    val_splits: str = flag('2007_test', help='evaluation splits')
+    short: int = flag(600, type=int, help='shorter image side')
+    max_size: int = flag(1000, type=int, help='bound of the longer side')
+    num_workers: Optional[int] = workers_flag()
 
     def check(self):
         parse_voc_splits(self.train_splits)

@@ -13,7 +13,8 @@ from ..config import check_positive
 from ..threads import data_workers
 from ..segmentation import (SegmentationMetric, ade20k_dataset, build_fcn, evaluate,
                             train_loader, val_loader)
-from .backbone import BackboneConfig, DatasetConfig
+from ..sections import flag
+from .backbone import BackboneConfig, DatasetConfig, workers_flag
 from ..data.pipeline import SamplerLoader
 from .task import Task
 
@@ -24,20 +25,11 @@ __all__ = ['SegmenterConfig', 'ADE20KDataConfig', 'DEFAULTS', 'SegmentationTask'
 class SegmenterConfig(BackboneConfig):
     """FCN on a dilated classification backbone (section 6.2; GluonCV's ADE20K settings)."""
 
-    aux: bool = True
-    aux_weight: float = 0.5
-    syncbn: bool = False
-
-    @staticmethod
-    def add_args(parser, defaults=None):
-        g = BackboneConfig.add_args(parser)
-        g.add_argument('--no-aux', dest='aux', action='store_false',
-                       help='drop the auxiliary FCN head on stage 3 (default: on)')
-        g.add_argument('--aux-weight', type=float, default=0.5,
-                       help='weight of the auxiliary loss')
-        g.add_argument('--syncbn', action='store_true',
-                       help='SyncBatchNorm over the devices of this process')
-        return g
+    aux: bool = flag(True, '--no-aux', action='store_false',
+                     help='drop the auxiliary FCN head on stage 3 (default: on)')
+    aux_weight: float = flag(0.5, type=float, help='weight of the auxiliary loss')
+    syncbn: bool = flag(False, action='store_true',
+                        help='SyncBatchNorm over the devices of this process')
 
     def check_with(self, cfg):
         if self.syncbn and cfg.run.horovod:
@@ -49,24 +41,15 @@ class SegmenterConfig(BackboneConfig):
 class ADE20KDataConfig(DatasetConfig):
     """ADE20K (SceneParsing) for FCN: GluonCV's sizes and validation modes."""
 
-    data_dir: str = os.path.join('~', '.mxnet', 'datasets', 'ade')
-    base_size: int = 520
-    crop_size: int = 480
-    eval_mode: str = 'val'
-    test_batch_size: int = 4
-    num_workers: Optional[int] = None
-
-    data_dir_help = 'folder holding ADEChallengeData2016 (prepare_ade20k.py --out)'
-
-    @staticmethod
-    def add_dataset_args(g, d):
-        g.add_argument('--base-size', type=int, default=d.base_size, help='base image size')
-        g.add_argument('--crop-size', type=int, default=d.crop_size, help='crop image size')
-        g.add_argument('--eval-mode', default=d.eval_mode, choices=['val', 'testval'],
-                       help='val: center crops of --crop-size (GluonCV\'s validation in '
-                            'training); testval: full images, one at a time')
-        g.add_argument('--test-batch-size', type=int, default=d.test_batch_size,
-                       help='validation images per device (testval: 1)')
+    data_dir: str = flag(os.path.join('~', '.mxnet', 'datasets', 'ade'),
+                         help='folder holding ADEChallengeData2016 (prepare_ade20k.py --out)')
+    base_size: int = flag(520, type=int, help='base image size')
+    crop_size: int = flag(480, type=int, help='crop image size')
+    eval_mode: str = flag('val', choices=['val', 'testval'],
+                          help='val: center crops of --crop-size (GluonCV\'s validation in '
+                               'training); testval: full images, one at a time')
+    test_batch_size: int = flag(4, type=int, help='validation images per device (testval: 1)')
+    num_workers: Optional[int] = workers_flag()
 
     def check(self):
         check_positive(self, 'base_size', 'crop_size', 'test_batch_size')
