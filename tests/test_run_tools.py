@@ -87,3 +87,17 @@ def test_a_damaged_checkpoint_is_refused_by_every_reader(run_dir, rec_dir, tmp_p
         if best != 2:   # the latest (epoch 2) is another, intact checkpoint
             assert 'checkpoint-epoch0002' in proc.stderr
     assert not os.path.exists(str(tmp_path / 'x-symbol.json'))
+
+
+def test_the_demo_shows_a_commands_stderr_without_mxnets_uninformative_lines(capfd):
+    import subprocess
+    import sys
+    from helpers.scripts_runner import load_script
+    demo = load_script('classification', 'demo')
+    code = ('import sys; sys.stderr.write("[00:00:01] mkldnn_pooling.cc:58: %s\\nkept line\\n"); '
+            'print("out")' % demo.UNINFORMATIVE[0])
+    assert demo.run([sys.executable, '-c', code], quiet=True) == 'out\n'
+    err = capfd.readouterr().err
+    assert 'kept line' in err and demo.UNINFORMATIVE[0] not in err
+    with pytest.raises(subprocess.CalledProcessError):
+        demo.run([sys.executable, '-c', 'import sys; sys.exit(3)'])

@@ -21,6 +21,7 @@ import glob
 import os
 import subprocess
 import sys
+import threading
 import time
 
 from gluon_tricks.sections import first_paragraph
@@ -36,10 +37,31 @@ def shown(path):
     return path if rel.startswith('..') else rel
 
 
+#: Lines of MXNet's C++ log with nothing to act on, left out of the demo's output: oneDNN's
+#: average pooling (the global pool) logs this INFO line for every new batch shape it trains.
+UNINFORMATIVE = ('MKLDNN Pooling: training with prop_kind is forward_scoring',)
+
+
 def run(cmd, quiet=False):
+    """Run ``cmd``, its stderr shown without :data:`UNINFORMATIVE` lines; its stdout returned
+    (``quiet``) or shown."""
     print('\n$ ' + ' '.join(shown(c) if os.path.isabs(c) else c for c in cmd), flush=True)
-    out = subprocess.run(cmd, check=True, capture_output=quiet, text=True)
-    return out.stdout if quiet else None
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if quiet else None,
+                            stderr=subprocess.PIPE, text=True)
+
+    def relay():
+        for line in proc.stderr:
+            if not any(text in line for text in UNINFORMATIVE):
+                sys.stderr.write(line)
+                sys.stderr.flush()
+    thread = threading.Thread(target=relay, daemon=True)
+    thread.start()
+    out = proc.stdout.read() if quiet else None
+    proc.wait()
+    thread.join()
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return out
 
 
 def main(argv=None):
