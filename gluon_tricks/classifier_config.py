@@ -109,6 +109,10 @@ class TricksConfig(Section):
     model_ema_decay: float = flag(0.9998, type=float,
                                   help='EMA decay per step: ema = d * ema + (1 - d) * weights')
 
+    def mixup_on(self, epoch, num_epochs):
+        """Whether mixup applies in ``epoch`` (0-based) of a run of ``num_epochs``."""
+        return self.mixup and epoch < num_epochs - self.mixup_off_epoch
+
     def check(self):
         from .model_zoo import get_model_list
         if not 0 <= self.model_ema_decay < 1:

@@ -14,50 +14,7 @@ from .loss import (DistillationLoss, SoftTargetCrossEntropy, mixup, sample_mixup
                    smooth_labels)
 from .precision import data_dtype
 
-__all__ = ['Recipe', 'TrainStep', 'evaluate']
-
-
-class Recipe(object):
-    """The loss-side tricks of section 5 for one training run.
-
-    Parameters
-    ----------
-    classes : int
-        Number of classes ``K``.
-    label_smoothing : float, default 0.0
-        ``eps`` of section 5.2 (paper: 0.1 when on); 0 disables smoothing.
-    smoothing_style : {'paper', 'gluoncv'}
-        ``'paper'``: eq. (4), off-target ``eps / (K - 1)``. ``'gluoncv'``: ``eps / K``.
-    mixup_alpha : float, default 0.0
-        ``alpha`` of section 5.4 (paper: 0.2 when on); 0 disables mixup.
-    mixup_off_epoch : int, default 0
-        Train the last N epochs without mixup (GluonCV).
-    num_epochs : int
-        Length of the run (for ``mixup_off_epoch``).
-    temperature : float, default 20.0
-        Distillation temperature ``T`` of eq. (6).
-    hard_weight : float or None
-        None for eq. (6); GluonCV's weighted blend otherwise.
-    """
-
-    def __init__(self, classes, label_smoothing=0.0, smoothing_style='paper', mixup_alpha=0.0,
-                 mixup_off_epoch=0, num_epochs=1, temperature=20.0, hard_weight=None):
-        self.classes = classes
-        self.label_smoothing = label_smoothing
-        self.smoothing_style = smoothing_style
-        self.mixup_alpha = mixup_alpha
-        self.mixup_off_epoch = mixup_off_epoch
-        self.num_epochs = num_epochs
-        self.temperature = temperature
-        self.hard_weight = hard_weight
-
-    def mixup_on(self, epoch):
-        """Whether mixup applies in ``epoch`` (0-based)."""
-        return self.mixup_alpha > 0 and epoch < self.num_epochs - self.mixup_off_epoch
-
-    def soft_targets(self, epoch, distill):
-        """Whether targets are distributions (smoothing, mixup or distillation on)."""
-        return self.label_smoothing > 0 or self.mixup_on(epoch) or distill
+__all__ = ['TrainStep', 'evaluate', 'topk_counts']
 
 
 class TrainStep(object):
@@ -70,7 +27,12 @@ class TrainStep(object):
     trainer : mxnet.gluon.Trainer
         From :meth:`DistContext.make_trainer` (``update_on_kvstore=False``).
     devices : list of mxnet.Context
-    recipe : Recipe
+    tricks : gluon_tricks.classifier_config.TricksConfig
+        The refinements of section 5 (``--label-smoothing``, ``--mixup``, distillation).
+    classes : int
+        Number of classes ``K`` (eq. (4)).
+    num_epochs : int
+        Length of the run (mixup stops ``--mixup-off-epoch`` epochs before its end).
     scaler : gluon_tricks.precision.LossScaler
         Loss scaling and overflow handling (section 3.2); a no-op scaler for float32.
     dtype : str
@@ -84,33 +46,37 @@ class TrainStep(object):
         it was trained at); default: the teacher sees the student's input.
     """
 
-    def __init__(self, net, trainer, devices, recipe, scaler, dtype='float32', teacher=None,
-                 teacher_size=None):
+    def __init__(self, net, trainer, devices, tricks, classes, num_epochs, scaler,
+                 dtype='float32', teacher=None, teacher_size=None):
         self.net = net
         self.trainer = trainer
         self.devices = devices
-        self.recipe = recipe
+        self.tricks, self.classes, self.num_epochs = tricks, int(classes), int(num_epochs)
         self.scaler = scaler
         self.dtype = data_dtype(dtype)
         self.teacher = teacher
         self.teacher_size = teacher_size
+        # the loss, chosen once: soft targets whenever a trick makes them (in the epochs after
+        # mixup's last they are one-hot, whose cross entropy is sparse CE bit for bit)
+        self.soft = teacher is not None or tricks.label_smoothing or tricks.mixup
         if teacher is not None:
-            self.loss_fn = DistillationLoss(temperature=recipe.temperature,
-                                            hard_weight=recipe.hard_weight)
-        else:
+            self.loss_fn = DistillationLoss(temperature=tricks.temperature,
+                                            hard_weight=tricks.hard_weight)
+        elif self.soft:
             self.loss_fn = SoftTargetCrossEntropy()
-        self.sparse_loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        else:
+            self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
         # collected once: walking the block tree costs milliseconds per step
         self._params = net.collect_params()
 
-    def _targets(self, label, epoch):
+    def _targets(self, label):
         """Per-device (soft or sparse) targets, before mixup."""
-        r = self.recipe
-        if not r.soft_targets(epoch, self.teacher is not None):
+        t = self.tricks
+        if not self.soft:
             return label
         # eq. (4) (or GluonCV's eps/K); eps = 0 gives one-hot, ready to be mixed
-        return smooth_labels(label, r.classes, r.label_smoothing, r.smoothing_style,
-                             check=False)
+        return smooth_labels(label, self.classes, t.smoothing_eps if t.label_smoothing else 0.0,
+                             t.smoothing_style, check=False)
 
     def _teach(self, x):
         """The teacher's float32 logits for the (mixed) float32 batch ``x``."""
@@ -144,13 +110,13 @@ class TrainStep(object):
         """
         datas = gluon.utils.split_and_load(data, self.devices, even_split=False)
         labels = gluon.utils.split_and_load(label, self.devices, even_split=False)
-        mix = self.recipe.mixup_on(epoch)
+        mix = self.tricks.mixup_on(epoch, self.num_epochs)
         if mix and rng is None:
             raise ValueError('TrainStep: mixup needs the step\'s generator (rng)')
-        lam = sample_mixup_lambda(self.recipe.mixup_alpha, rng) if mix else None
+        lam = sample_mixup_lambda(self.tricks.mixup_alpha, rng) if mix else None
         inputs, targets, teacher_out = [], [], []
         for x, y in zip(datas, labels):
-            t = self._targets(y, epoch)
+            t = self._targets(y)
             if mix:
                 # section 5.4, eqs. (7)-(8): each device's slice is paired with its reverse
                 x, t = mixup(x, t, lam)
@@ -165,10 +131,8 @@ class TrainStep(object):
                 out = self.net(x).astype('float32', copy=False)
                 if self.teacher is not None:
                     loss = self.loss_fn(out, targets[i], teacher_out[i])
-                elif targets[i].ndim == 2:
-                    loss = self.loss_fn(out, targets[i])
                 else:
-                    loss = self.sparse_loss_fn(out, targets[i])
+                    loss = self.loss_fn(out, targets[i])
                 losses.append(loss)
                 with autograd.pause():
                     loss_sums.append(loss.sum().as_in_context(self.devices[0]))

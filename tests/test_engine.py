@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from mxnet.gluon import nn
 
-from gluon_tricks.engine import Recipe, TrainStep, evaluate, topk_counts
+from gluon_tricks.classifier_config import TricksConfig
+from gluon_tricks.engine import TrainStep, evaluate, topk_counts
 from gluon_tricks.optim import make_trainer
 from gluon_tricks.precision import LossScaler
 from gluon_tricks.training import Meter
@@ -25,7 +26,7 @@ def test_meters_and_first_non_finite_batch(devices):
     trainer = make_trainer(net.collect_params(), {'learning_rate': 0.0}, 'sgd')
     # a static scale with the overflow check skips the NaN step, so the weights stay 0
     scaler = LossScaler(1.0)
-    step = TrainStep(net, trainer, devices, Recipe(4), scaler)
+    step = TrainStep(net, trainer, devices, TricksConfig(), 4, 1, scaler)
     meter = Meter(devices[0])
     labels = [np.array([0, 1, 0, 3]), np.array([0, 0, 2, 2]), np.array([1, 1, 1, 0]),
               np.array([3, 3, 3, 3])]
@@ -56,7 +57,8 @@ def test_the_mixup_lambda_comes_from_the_generator_given_to_the_step():
     net = _zero_net([mx.cpu()])
     trainer = make_trainer(net.collect_params(), {'learning_rate': 0.0}, 'sgd')
     step = TrainStep(net, trainer, [mx.cpu()],
-                     Recipe(4, mixup_alpha=0.2, mixup_off_epoch=1, num_epochs=3), LossScaler(None))
+                     TricksConfig(mixup=True, mixup_alpha=0.2, mixup_off_epoch=1), 4, 3,
+                     LossScaler(None))
     x, y = mx.nd.ones((4, 12)), mx.nd.array([0, 1, 2, 3])
     rng, ref = np.random.RandomState(7), np.random.RandomState(7)
     step(x, y, epoch=1, batch_index=0, rng=rng)
@@ -115,7 +117,7 @@ def test_teacher_input_size_resizes_only_the_teachers_batch(size, expect_shape):
     net.initialize(mx.init.Zero(), ctx=devices)
     trainer = make_trainer(net.collect_params(), {'learning_rate': 0.0}, 'sgd')
     teacher = _Recorder(np.array([0.0, 0.0, 20.0 * math.log(3.0), 0.0], np.float32))
-    step = TrainStep(net, trainer, devices, Recipe(4, temperature=20.0), LossScaler(None),
+    step = TrainStep(net, trainer, devices, TricksConfig(temperature=20.0), 4, 1, LossScaler(None),
                      teacher=teacher, teacher_size=size)
     x = np.tile(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4), (2, 3, 1, 1))
     sums = step(mx.nd.array(x), mx.nd.array([2, 2]), epoch=0, batch_index=0)

@@ -3,7 +3,7 @@ import dataclasses
 
 import mxnet as mx
 
-from ..engine import Recipe, TrainStep, evaluate
+from ..engine import TrainStep, evaluate
 from ..model_zoo import get_initializer, get_model
 from ..model_zoo.io import load_model
 from ..precision import LossScaler, cast_network, data_dtype, init_amp
@@ -89,12 +89,9 @@ class ClassificationTask(Task):
             if m.mode == 'hybrid':
                 teacher.hybridize(static_alloc=True, static_shape=True)
             run.dist.broadcast_parameters(teacher.collect_params())  # one teacher for all ranks
-        recipe = Recipe(self.classes, t.smoothing_eps if t.label_smoothing else 0.0,
-                        t.smoothing_style, t.mixup_alpha if t.mixup else 0.0,
-                        t.mixup_off_epoch, run.cfg.optim.num_epochs, t.temperature,
-                        t.hard_weight)
-        self.step = TrainStep(run.net, run.trainer, run.devices, recipe, self.scaler, m.dtype,
-                              teacher, teacher_size=t.teacher_input_size)
+        self.step = TrainStep(run.net, run.trainer, run.devices, t, self.classes,
+                              run.cfg.optim.num_epochs, self.scaler, m.dtype, teacher,
+                              teacher_size=t.teacher_input_size)
         self.ema = None
         if t.model_ema:
             from ..ema import ModelEMA

@@ -16,7 +16,8 @@ import mxnet as mx
 
 from gluon_tricks.data import SyntheticLoader
 from gluon_tricks.distributed import DistContext
-from gluon_tricks.engine import Recipe, TrainStep
+from gluon_tricks.classifier_config import TricksConfig
+from gluon_tricks.engine import TrainStep
 from gluon_tricks.lr_scheduler import LRScheduler, linear_scaled_lr
 from gluon_tricks.model_zoo import get_initializer, get_model
 from gluon_tricks.model_zoo.summary import count_macs
@@ -94,8 +95,10 @@ class OurTrainLoop(object):
             optimizer_params(sched, momentum=0.9, wd=1e-4,
                              multi_precision=needs_multi_precision(dtype)))
         self.scaler = LossScaler(loss_scale)
-        self.step = TrainStep(net, self.trainer, self.devices,
-                              Recipe(classes, label_smoothing), self.scaler, dtype)
+        tricks = TricksConfig(label_smoothing=label_smoothing > 0,
+                              smoothing_eps=label_smoothing)
+        self.step = TrainStep(net, self.trainer, self.devices, tricks, classes, 1, self.scaler,
+                              dtype)
         if data is None:
             data = next(iter(SyntheticLoader(self.batch_size, self.batch_size, input_size,
                                              classes, seed=seed)))
