@@ -241,3 +241,28 @@ def test_pinned_batches_hold_the_same_values(tmp_path):
         for a, b in zip(plain, pinned):
             assert b.context == mx.cpu_pinned(0) and a.context == mx.cpu(0)
             assert np.array_equal(a.asnumpy(), b.asnumpy())
+
+
+def test_gpu_training_asks_for_pinned_batches(monkeypatch):
+    """The classification task asks build_loaders for page-locked batches exactly when one of
+    its devices is a GPU (mx.gpu contexts are only named here, no GPU is used)."""
+    import types
+    import mxnet as mx
+    from gluon_tricks import data as gdata
+    from gluon_tricks.training import classification
+    asked = []
+
+    def fake_build_loaders(cfg, **kwargs):
+        asked.append(kwargs['pin_memory'])
+        raise StopIteration     # enough: the task's choice is made
+    monkeypatch.setattr(gdata, 'build_loaders', fake_build_loaders)
+    for devices, want in (([mx.cpu(0)], False), ([mx.cpu(0), mx.cpu(1)], False),
+                          ([mx.gpu(0)], True), ([mx.gpu(i) for i in range(8)], True)):
+        run = types.SimpleNamespace(
+            dist=types.SimpleNamespace(shard=lambda: (1, 0)), devices=devices, local_batch=4,
+            cfg=types.SimpleNamespace(data=gd.DataConfig(num_workers=0, synthetic_data=True),
+                                      run=types.SimpleNamespace(seed=0)),
+            log=lambda msg: None)
+        with pytest.raises(StopIteration):
+            classification.ClassificationTask().build_data(run)
+        assert asked[-1] is want

@@ -13,6 +13,11 @@ from .task import Task
 __all__ = ['ClassificationTask']
 
 
+def gpu_devices(devices):
+    """Whether any of ``devices`` is a GPU: batches then come in page-locked memory."""
+    return any(d.device_type == 'gpu' for d in devices)
+
+
 class ClassificationTask(Task):
     """ImageNet-style classification: the data of ``cfg.data``, the network of ``cfg.model``,
     the section-5 tricks of ``cfg.tricks`` (:class:`~gluon_tricks.engine.TrainStep`), top-1
@@ -32,7 +37,7 @@ class ClassificationTask(Task):
         self.train_loader, self.val_loader = build_loaders(
             dataclasses.replace(run.cfg.data, num_workers=workers),
             batch_size=run.local_batch, num_parts=num_parts,
-            part_index=part_index, seed=run.cfg.run.seed)
+            part_index=part_index, seed=run.cfg.run.seed, pin_memory=gpu_devices(run.devices))
         self.classes = self.train_loader.num_classes
         run.derived['classes'] = self.classes
         run.log('data: %d classes; this rank (%d of %d) trains on %d samples (%d batches of %d '
