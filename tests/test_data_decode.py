@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gluon_tricks import data as gd
-from gluon_tricks.data import transforms as tr
+from gluon_tricks.data import decode as dec
 
 
 def _natural(rng, width, height):
@@ -39,23 +39,23 @@ def _with_exif(buf):
 def test_header_size_and_reduced_shapes(size, progressive):
     w, h = size
     buf = _jpeg(_natural(np.random.RandomState(0), w, h), progressive=progressive)
-    assert tr.jpeg_shape(buf) == (h, w)
+    assert dec.jpeg_shape(buf) == (h, w)
     for factor in (1, 2, 4, 8):     # libjpeg rounds the scaled size up
-        assert tr.decode_reduced(buf, factor).shape == (-(-h // factor), -(-w // factor), 3)
+        assert dec.decode_reduced(buf, factor).shape == (-(-h // factor), -(-w // factor), 3)
 
 
 def test_header_size_is_not_trusted_where_it_may_be_wrong():
     img = _natural(np.random.RandomState(1), 64, 48)
-    assert tr.jpeg_shape(_with_exif(_jpeg(img))) is None           # orientation may rotate it
+    assert dec.jpeg_shape(_with_exif(_jpeg(img))) is None           # orientation may rotate it
     ok, png = cv2.imencode('.png', img)
-    assert tr.jpeg_shape(png.tobytes()) is None
-    assert tr.jpeg_shape(b'') is None and tr.jpeg_shape(b'\xff\xd8\xff') is None
-    assert tr.jpeg_shape(_jpeg(img)[:20]) is None                 # cut before the frame header
+    assert dec.jpeg_shape(png.tobytes()) is None
+    assert dec.jpeg_shape(b'') is None and dec.jpeg_shape(b'\xff\xd8\xff') is None
+    assert dec.jpeg_shape(_jpeg(img)[:20]) is None                 # cut before the frame header
 
 
 def test_reduction_factor_keeps_the_resize_a_shrink():
     t = gd.TrainTransform(gd.AugmentConfig(input_size=100))
-    box = lambda w, h: tr.AugParams((0, 0, w, h), False, False, (), {}, (0, 0, 0))  # noqa: E731
+    box = lambda w, h: gd.AugParams((0, 0, w, h), False, False, (), {}, (0, 0, 0))  # noqa: E731
     assert t.reduction(box(199, 400)) == 1
     assert t.reduction(box(200, 200)) == 2
     assert t.reduction(box(400, 399)) == 2
@@ -164,7 +164,7 @@ def test_decoded_pixels_are_opencvs(kind):
     assert np.array_equal(gd.decode_image(buf), _opencv_rgb(buf))
     for factor in (2, 4, 8):
         reduced = _opencv_rgb(buf, getattr(cv2, 'IMREAD_REDUCED_COLOR_%d' % factor))
-        assert np.array_equal(tr.decode_reduced(buf, factor), reduced), factor
+        assert np.array_equal(dec.decode_reduced(buf, factor), reduced), factor
 
 
 def test_cmyk_and_damaged_jpegs_still_decode_as_opencv_does(tmp_path):
@@ -192,7 +192,7 @@ def test_plain_jpegs_do_not_need_opencv_to_decode(monkeypatch):
         raise AssertionError('OpenCV asked to decode a plain JPEG')
     monkeypatch.setattr(cv2, 'imdecode', refuse)
     assert np.array_equal(gd.decode_image(buf), expected)
-    assert tr.decode_reduced(buf, 2).shape == (24, 32, 3)
+    assert dec.decode_reduced(buf, 2).shape == (24, 32, 3)
 
 
 @pytest.mark.parametrize('train', [True, False])

@@ -7,15 +7,16 @@
   the demo data. The image sources share :mod:`.pipeline` (sharding, per-sample seeds,
   worker processes).
 * transforms (:mod:`.transforms`): :class:`TrainTransform` and the one :class:`ValTransform`
-  of training, export, predict and evaluate.
+  of training, export, predict and evaluate; decoding (:mod:`.decode`).
 * lists (:mod:`.lists`): ``.lst`` files, label files, class names; packing into RecordIO
   (:mod:`.pack`); verification of record files (:mod:`.verify`).
 """
 from .base import (EpochLoader, derive_seed, LabelError, CorruptRecordError, CorruptImageError,
                    EmptyDatasetError)
 from .options import DataConfig, DEFAULT_DATA_DIR
-from .transforms import (AugmentConfig, AugParams, TrainTransform, ValTransform, decode_image,
-                         image_problem, load_image, IMAGENET_MEAN, IMAGENET_STD, PARAM_FIELDS)
+from .decode import decode_image, image_problem
+from .transforms import (AugmentConfig, AugParams, TrainTransform, ValTransform, load_image,
+                         IMAGENET_MEAN, IMAGENET_STD, PARAM_FIELDS)
 from .lists import (list_class_folder, list_flat_folder, read_label_file, write_lst, read_lst,
                     write_class_names, read_class_names, check_labels, IMAGE_EXTENSIONS,
                     CLASSES_FILE)

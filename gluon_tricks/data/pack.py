@@ -11,7 +11,7 @@ import numpy as np
 from .base import CorruptImageError, EmptyDatasetError, LabelError
 from .lists import (CLASSES_FILE, list_class_folder, read_class_names, read_lst, write_class_names,
                     write_lst)
-from .transforms import image_problem
+from .decode import image_problem
 from .verify import bounded_map, write_verified_stamp
 
 __all__ = ['pack_records', 'pack_class_folder', 'PackResult']

@@ -25,7 +25,8 @@ import random
 
 import numpy as np
 
-from .transforms import PARAM_FIELDS, TrainTransform, ValTransform, decode_image, image_problem
+from .decode import decode_image, image_problem
+from .transforms import PARAM_FIELDS, TrainTransform, ValTransform
 from ..streams import stream_seed
 from .base import EmptyDatasetError, EpochLoader, batches_per_epoch
 from .workers import WorkerLoader, check_shared_memory

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .base import CorruptRecordError, LabelError
 from .recfile import RecordFile, record_paths
-from .transforms import decode_image, image_problem
+from .decode import decode_image, image_problem
 
 __all__ = ['verify_record_file', 'VerifyReport', 'is_verified', 'write_verified_stamp',
            'bounded_map']
