@@ -14,7 +14,25 @@ from .loss import (DistillationLoss, SoftTargetCrossEntropy, mixup, sample_mixup
                    smooth_labels)
 from .precision import data_dtype
 
-__all__ = ['TrainStep', 'evaluate', 'topk_counts']
+__all__ = ['TrainStep', 'DeviceNormalize', 'evaluate', 'topk_counts']
+
+
+class DeviceNormalize(gluon.HybridBlock):
+    """Steps 5-6 of section 2.1 on the device, for uint8 training batches: ``(x + offset -
+    mean) / std`` with each sample's PCA lighting offset (N, 3) (the loaders' ``uint8``
+    batches). Hybridized by :class:`TrainStep`, so MXNet fuses it into one kernel on GPUs."""
+
+    def __init__(self, mean, std):
+        super(DeviceNormalize, self).__init__()
+        with self.name_scope():
+            self.mean = self.params.get_constant(
+                'mean', mx.nd.array(np.asarray(mean, np.float32).reshape((1, 3, 1, 1))))
+            self.inv_std = self.params.get_constant('inv_std', mx.nd.array(
+                (1.0 / np.asarray(std, np.float64)).astype(np.float32).reshape((1, 3, 1, 1))))
+
+    def hybrid_forward(self, F, x, offset, mean, inv_std):
+        shift = F.broadcast_sub(F.reshape(offset, (0, 0, 1, 1)), mean)
+        return F.broadcast_mul(F.broadcast_add(F.cast(x, 'float32'), shift), inv_std)
 
 
 class TrainStep(object):
@@ -44,10 +62,13 @@ class TrainStep(object):
     teacher_size : int, optional
         Bilinearly resize the batch to ``teacher_size`` pixels for the teacher (the resolution
         it was trained at); default: the teacher sees the student's input.
+    normalize : tuple, optional
+        ``(mean, std)``: the batches are uint8 with lighting offsets, normalized on each
+        device (:class:`DeviceNormalize`).
     """
 
     def __init__(self, net, trainer, devices, tricks, classes, num_epochs, scaler,
-                 dtype='float32', teacher=None, teacher_size=None):
+                 dtype='float32', teacher=None, teacher_size=None, normalize=None):
         self.net = net
         self.trainer = trainer
         self.devices = devices
@@ -66,6 +87,11 @@ class TrainStep(object):
             self.loss_fn = SoftTargetCrossEntropy()
         else:
             self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        self.normalize = None
+        if normalize is not None:
+            self.normalize = DeviceNormalize(*normalize)
+            self.normalize.initialize(ctx=devices)
+            self.normalize.hybridize(static_alloc=True, static_shape=True)
         # collected once: walking the block tree costs milliseconds per step
         self._params = net.collect_params()
 
@@ -85,17 +111,19 @@ class TrainStep(object):
                                                width=self.teacher_size, align_corners=False)
         return self.teacher(x.astype(self.dtype, copy=False)).astype('float32', copy=False)
 
-    def __call__(self, data, label, epoch, batch_index, rng=None):
+    def __call__(self, data, label, epoch, batch_index, rng=None, offsets=None):
         """Train on one batch.
 
         Parameters
         ----------
         data : mxnet.nd.NDArray
-            ``(N, 3, H, W)`` float32, normalized.
+            ``(N, 3, H, W)`` float32, normalized (uint8, not yet, with ``normalize``).
         label : mxnet.nd.NDArray
             ``(N,)`` class indices.
         epoch, batch_index : int
             Position in the run (for mixup scheduling and error messages).
+        offsets : mxnet.nd.NDArray, optional
+            ``(N, 3)`` lighting offsets of a uint8 batch (with ``normalize``).
         rng : numpy.random.RandomState
             Source of this step's mixup lambda: the step's own generator of
             :func:`~gluon_tricks.training.loop.seed_step` (a function of the position, for exact
@@ -110,6 +138,9 @@ class TrainStep(object):
         """
         datas = gluon.utils.split_and_load(data, self.devices, even_split=False)
         labels = gluon.utils.split_and_load(label, self.devices, even_split=False)
+        if self.normalize is not None:
+            parts = gluon.utils.split_and_load(offsets, self.devices, even_split=False)
+            datas = [self.normalize(x, o) for x, o in zip(datas, parts)]
         mix = self.tricks.mixup_on(epoch, self.num_epochs)
         if mix and rng is None:
             raise ValueError('TrainStep: mixup needs the step\'s generator (rng)')

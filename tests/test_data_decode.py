@@ -243,9 +243,9 @@ def test_pinned_batches_hold_the_same_values(tmp_path):
             assert np.array_equal(a.asnumpy(), b.asnumpy())
 
 
-def test_gpu_training_asks_for_pinned_batches(monkeypatch):
-    """The classification task asks build_loaders for page-locked batches exactly when one of
-    its devices is a GPU (mx.gpu contexts are only named here, no GPU is used)."""
+def test_gpu_training_asks_for_pinned_uint8_batches(monkeypatch):
+    """The classification task asks build_loaders for page-locked uint8 batches exactly when
+    one of its devices is a GPU (mx.gpu contexts are only named here, no GPU is used)."""
     import types
     import mxnet as mx
     from gluon_tricks import data as gdata
@@ -253,6 +253,7 @@ def test_gpu_training_asks_for_pinned_batches(monkeypatch):
     asked = []
 
     def fake_build_loaders(cfg, **kwargs):
+        assert kwargs['uint8'] is kwargs['pin_memory']
         asked.append(kwargs['pin_memory'])
         raise StopIteration     # enough: the task's choice is made
     monkeypatch.setattr(gdata, 'build_loaders', fake_build_loaders)
@@ -266,3 +267,116 @@ def test_gpu_training_asks_for_pinned_batches(monkeypatch):
         with pytest.raises(StopIteration):
             classification.ClassificationTask().build_data(run)
         assert asked[-1] is want
+
+
+def _uint8_tree(tmp_path):
+    root = tmp_path / 'data'
+    rng = np.random.RandomState(9)
+    for c in ('a', 'b'):
+        (root / 'train' / c).mkdir(parents=True)
+        for j in range(6):
+            cv2.imwrite(str(root / 'train' / c / ('%d.jpg' % j)),
+                        _natural(rng, 90, 70)[:, :, ::-1])
+    return str(root / 'train')
+
+
+@pytest.mark.parametrize('workers', [0, 2])
+def test_uint8_batches_normalized_on_the_device_are_the_float_batches(tmp_path, workers):
+    """uint8 until the device: the same draws, the image rounded once (at most 0.5 of 255
+    before normalisation), lighting and normalisation added on the device, on one device and
+    split over two (cpu(0), cpu(1) stand for GPUs)."""
+    import mxnet as mx
+    from gluon_tricks.engine import DeviceNormalize
+    root = _uint8_tree(tmp_path)
+    aug = gd.AugmentConfig(input_size=32)
+    def make(u8):
+        return gd.FolderLoader(root, batch_size=4, aug=aug, seed=5, num_workers=workers,
+                               with_params=True, uint8=u8)
+    floats = list(make(False).iter_epoch(1))
+    uint8s = list(make(True).iter_epoch(1))
+    assert len(floats) == len(uint8s) == 3
+    norm = DeviceNormalize(aug.mean, aug.std)
+    norm.initialize(ctx=[mx.cpu(0), mx.cpu(1)])
+    bound = 0.5 / min(aug.std) + 1e-4
+    diffs = []
+    for (x, y, p), (u, yu, pu, off) in zip(floats, uint8s):
+        assert u.dtype == np.uint8 and off.shape == (4, 3) and x.dtype == np.float32
+        assert np.array_equal(p.asnumpy(), pu.asnumpy())             # the same draws
+        assert np.array_equal(y.asnumpy(), yu.asnumpy())
+        one = norm(u.as_in_context(mx.cpu(0)), off.as_in_context(mx.cpu(0))).asnumpy()
+        two = np.concatenate([norm(u[k:k + 2].as_in_context(mx.cpu(k // 2)),
+                                   off[k:k + 2].as_in_context(mx.cpu(k // 2))).asnumpy()
+                              for k in (0, 2)])
+        assert np.array_equal(one, two)
+        d = np.abs(one - x.asnumpy())
+        assert d.max() <= bound
+        diffs.append(d)
+    d = np.concatenate([a.ravel() for a in diffs])
+    # the rounding is there (not a float batch), and uniform: a mean of 0.25 of 255
+    assert d.mean() == pytest.approx(0.25 * np.mean(1 / np.asarray(aug.std)), rel=0.2)
+
+
+def test_a_training_step_on_uint8_batches_matches_the_float_step(tmp_path):
+    """TrainStep(normalize=...) on uint8 batches over two devices: the loss of the float
+    batch within the rounding, the top-1 hits the same."""
+    import mxnet as mx
+    from gluon_tricks.classifier_config import TricksConfig
+    from gluon_tricks.engine import TrainStep
+    from gluon_tricks.optim import make_trainer
+    from gluon_tricks.precision import LossScaler
+    root = _uint8_tree(tmp_path)
+    aug = gd.AugmentConfig(input_size=32)
+    batches = [next(iter(gd.FolderLoader(root, batch_size=4, aug=aug, seed=5, num_workers=0,
+                                          uint8=u8).iter_epoch(0))) for u8 in (False, True)]
+    devices = [mx.cpu(0), mx.cpu(1)]
+    sums = []
+    for uint8, batch in zip((False, True), batches):
+        net = mx.gluon.nn.Dense(2, in_units=3 * 32 * 32)    # smooth in its input (a ResNet
+        net.initialize(ctx=devices)                          # with BN over 2 samples is not)
+        net.weight.set_data(mx.nd.array(np.random.RandomState(3).normal(0, 0.05, (2, 3072))))
+        trainer = make_trainer(net.collect_params(), {'learning_rate': 0.0}, 'sgd')
+        step = TrainStep(net, trainer, devices, TricksConfig(), 2, 1, LossScaler(None),
+                         normalize=(aug.mean, aug.std) if uint8 else None)
+        out = step(batch[0], batch[1], 0, 0, None, batch[2] if uint8 else None)
+        sums.append([float(v.asscalar()) for v in out])
+    assert sums[0][0] > 2 * 4 * np.log(2)                   # far from a constant log(2)
+    assert sums[1][0] == pytest.approx(sums[0][0], rel=5e-3) and sums[1][1] == sums[0][1]
+
+
+
+def test_training_as_on_gpus_runs_on_uint8_batches(rec_dir, tmp_path, monkeypatch):
+    """train_imagenet.py with two GPUs emulated by cpu(0), cpu(1) and the task's GPU choice
+    forced: the training loader gives uint8 batches in page-locked memory, the step
+    normalizes them on the devices, and the run follows the float32 run of the same flags
+    (the same draws; only the rounding differs)."""
+    import json
+    import mxnet as mx
+    from gluon_tricks import data as gdata, distributed
+    from gluon_tricks.training import classification
+    from helpers.scripts_runner import load_script
+    made = []
+    build = gdata.build_loaders
+
+    def recording_build_loaders(cfg, **kwargs):
+        loaders = build(cfg, **kwargs)
+        made.append((kwargs['uint8'], kwargs['pin_memory'], loaders[0].uint8))
+        return loaders
+    monkeypatch.setattr(gdata, 'build_loaders', recording_build_loaders)
+    monkeypatch.setattr(distributed, 'visible_gpus', lambda: 2)
+    monkeypatch.setattr(distributed, '_gpu', mx.cpu)       # --num-gpus 2: cpu(0), cpu(1)
+    losses = {}
+    for gpu in (False, True):
+        monkeypatch.setattr(classification, 'gpu_devices', lambda devices, gpu=gpu: gpu)
+        save = tmp_path / ('run-%s' % gpu)
+        load_script('classification', 'train_imagenet').main([
+            '--model', 'resnet18_v1b', '--data-dir', rec_dir, '--use-rec', '--input-size',
+            '24', '--crop-ratio', '0.8', '--batch-size', '8', '--num-gpus', '2', '-j', '1',
+            '--num-epochs', '3', '--base-lr', '0.1', '--log-interval', '5',
+            '--save-dir', str(save)])
+        with open(str(save / 'metrics.jsonl')) as f:
+            losses[gpu] = [r['train_loss'] for r in map(json.loads, f) if 'train_loss' in r]
+    assert made == [(False, False, False), (True, True, True)]
+    assert len(losses[True]) == len(losses[False]) >= 2
+    assert losses[True] == pytest.approx(losses[False], rel=0.05)   # measured: within 2.3 %
+    assert losses[True][-1] < 0.8 * losses[True][0]          # and it learns
+    assert losses[True] != losses[False]                    # the uint8 path was taken

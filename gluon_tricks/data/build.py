@@ -8,7 +8,7 @@ __all__ = ['build_loaders']
 
 
 def build_loaders(cfg, batch_size, num_parts=1, part_index=0, seed=0, val_batch_size=None,
-                  shard_val=True, with_val=True, progress=True, pin_memory=False):
+                  shard_val=True, with_val=True, progress=True, pin_memory=False, uint8=False):
     """``(train_loader, val_loader)`` of ``cfg``; both yield ``(data, label)`` (:mod:`.base`).
 
     ``--synthetic-data``: :class:`SyntheticLoader`; ``--use-rec``: :class:`RecordLoader` on
@@ -36,6 +36,9 @@ def build_loaders(cfg, batch_size, num_parts=1, part_index=0, seed=0, val_batch_
         Progress bar for a label scan of a RecordIO file without ``.lst``.
     pin_memory : bool
         Image batches in page-locked memory (``ImageLoader.pin_memory``), for GPU devices.
+    uint8 : bool
+        Training batches as uint8 images plus lighting offsets, normalized on the device
+        (``ImageLoader`` ``uint8``), for GPU devices; synthetic data stays float32.
     """
     aug = cfg.augment()
     val_batch_size = val_batch_size or batch_size
@@ -54,7 +57,7 @@ def build_loaders(cfg, batch_size, num_parts=1, part_index=0, seed=0, val_batch_
     if cfg.use_rec:
         rec, idx = cfg.rec_paths('train')
         train = RecordLoader(rec, idx, batch_size, True, aug, num_parts, part_index, seed,
-                             workers, num_classes, progress=progress)
+                             workers, num_classes, progress=progress, uint8=uint8)
         val = None
         if with_val:
             rec, idx = cfg.rec_paths('val')
@@ -62,7 +65,7 @@ def build_loaders(cfg, batch_size, num_parts=1, part_index=0, seed=0, val_batch_
                                workers, train.num_classes, progress=progress)
     else:
         train = FolderLoader(cfg.folder('train'), batch_size, True, aug, num_parts, part_index,
-                             seed, workers, num_classes=num_classes)
+                             seed, workers, num_classes=num_classes, uint8=uint8)
         val = None
         if with_val:
             val = FolderLoader(cfg.folder('val'), val_batch_size, False, aug, vparts, vindex,

@@ -78,7 +78,7 @@ class FolderLoader(ImageLoader):
 
     def __init__(self, root, batch_size=256, train=True, aug=None, num_parts=1, part_index=0,
                  seed=0, num_workers=4, classes=None, num_classes=None, last_batch=None,
-                 with_params=False):
+                 with_params=False, uint8=False):
         self.root = root
         if not os.path.isdir(root):
             raise FileNotFoundError('image folder %r does not exist; expected root/<class>/<image> '
@@ -93,4 +93,4 @@ class FolderLoader(ImageLoader):
         super(FolderLoader, self).__init__(FolderSource(self.items), batch_size, train,
                                            aug or AugmentConfig(), num_parts, part_index, seed,
                                            num_workers, num_classes, last_batch, with_params,
-                                           name=root)
+                                           name=root, uint8=uint8)

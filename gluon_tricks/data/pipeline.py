@@ -113,13 +113,18 @@ class AugmentedDataset(object):
         ``source.corrupt(i, reason) -> Exception`` (an error naming the file and sample).
     transform : TrainTransform or ValTransform
     with_params : bool
+    uint8 : bool
+        Training batches of uint8 images before lighting and normalisation, plus each
+        sample's lighting offset (:meth:`TrainTransform.apply` with ``raw``), to be
+        normalized on the device: a quarter of the bytes through shared memory and to a GPU.
     """
 
-    def __init__(self, source, transform, with_params=False):
+    def __init__(self, source, transform, with_params=False, uint8=False):
         self._source = source
         self._transform = transform
         self._train = isinstance(transform, TrainTransform)
         self._with_params = bool(with_params and self._train)
+        self.uint8 = bool(uint8 and self._train)
         self._pid = None
 
     def __len__(self):
@@ -139,7 +144,8 @@ class AugmentedDataset(object):
         index, seed = key if isinstance(key, tuple) else (key, None)
         label, buf = self._source.read(index)
         if self._train:
-            done = self._transform.from_bytes(buf, np.random.default_rng([seed, index]), out)
+            done = self._transform.from_bytes(buf, np.random.default_rng([seed, index]), out,
+                                              self.uint8)
         else:
             img = decode_image(buf)
             done = None if img is None else self._transform(img, out)
@@ -154,22 +160,29 @@ class AugmentedDataset(object):
         return image, np.float32(label)
 
     def batch(self, keys, shared=False):
-        """The samples of ``keys`` as a batch ``[data, label(, draws)]`` of NDArrays (float32
-        (N, 3, S, S), (N,), (N, len(PARAM_FIELDS))), each image written straight into its
+        """The samples of ``keys`` as a batch ``[data, label(, draws)(, offsets)]`` of NDArrays
+        (float32 (N, 3, S, S), or uint8 with :attr:`uint8`; (N,); (N, len(PARAM_FIELDS));
+        the (N, 3) lighting offsets with :attr:`uint8`), each image written straight into its
         place in the batch; in shared memory (``cpu_shared``) for a worker's batch."""
         import mxnet as mx
         ctx = mx.Context('cpu_shared', 0) if shared else mx.cpu()
         side = self._transform.cfg.input_size
-        data = mx.nd.empty((len(keys), 3, side, side), ctx=ctx, dtype='float32')
+        data = mx.nd.empty((len(keys), 3, side, side), ctx=ctx,
+                           dtype='uint8' if self.uint8 else 'float32')
         images = numpy_view(data)
         labels, draws = np.empty(len(keys), np.float32), []
+        offsets = np.empty((len(keys), 3), np.float32)
         for i, key in enumerate(keys):
             sample = self._sample(key, images[i])
+            if self.uint8:
+                offsets[i] = sample[0][1]
             labels[i] = sample[1]
             draws.extend(sample[2:])
         out = [data, mx.nd.array(labels, ctx=ctx, dtype='float32')]
         if draws:
             out.append(mx.nd.array(np.stack(draws), ctx=ctx, dtype='float32'))
+        if self.uint8:
+            out.append(mx.nd.array(offsets, ctx=ctx, dtype='float32'))
         return out
 
     def describe(self, keys):
@@ -218,13 +231,18 @@ class ImageLoader(EpochLoader):
     with_params : bool
     name : str
         Names the data in error messages (file or folder).
+    uint8 : bool
+        Training batches ``(uint8 data, label(, draws), lighting offsets)`` for normalisation
+        on the device (:class:`AugmentedDataset`; :func:`gluon_tricks.engine.device_normalize`).
     """
 
     def __init__(self, source, batch_size, train, aug, num_parts, part_index, seed,
-                 num_workers, num_classes, last_batch=None, with_params=False, name=''):
+                 num_workers, num_classes, last_batch=None, with_params=False, name='',
+                 uint8=False):
         self.aug = aug
         transform = TrainTransform(aug) if train else ValTransform(aug)
-        self.dataset = AugmentedDataset(source, transform, with_params)
+        self.dataset = AugmentedDataset(source, transform, with_params, uint8)
+        self.uint8 = self.dataset.uint8
         self.sampler = ShardBatchSampler(len(source), batch_size, train, num_parts, part_index,
                                          seed, last_batch or ('discard' if train else 'keep'))
         super(ImageLoader, self).__init__(batch_size, train, self.sampler.part_size,
@@ -236,7 +254,7 @@ class ImageLoader(EpochLoader):
         self.num_workers = max(0, int(num_workers))
         if self.num_workers:
             import cv2  # noqa: F401 - loaded once here, not in every worker of every epoch
-            check_shared_memory(batch_size * 3 * aug.input_size ** 2 * 4,
+            check_shared_memory(batch_size * 3 * aug.input_size ** 2 * (1 if self.uint8 else 4),
                                 min(self.num_workers, len(self)), name)
         self._loader = WorkerLoader(self.dataset, self.sampler, num_workers=self.num_workers,
                                     name=name, describe=self.dataset.describe)

@@ -205,7 +205,7 @@ class RecordLoader(ImageLoader):
     def __init__(self, rec_path, idx_path=None, batch_size=256, train=True, aug=None,
                  num_parts=1, part_index=0, seed=0, num_workers=4, num_classes=None,
                  last_batch=None, info=None, check_label_range=True, progress=True,
-                 verify='auto', with_params=False):
+                 verify='auto', with_params=False, uint8=False):
         self.info = info or record_info(rec_path, idx_path, num_classes, progress=progress)
         self.rec_path, self.idx_path = self.info.rec_path, self.info.idx_path
         self.classes = self.info.classes
@@ -224,7 +224,7 @@ class RecordLoader(ImageLoader):
             records, batch_size, train,
             aug or AugmentConfig(), num_parts, part_index, seed, num_workers,
             num_classes if num_classes is not None else self.info.num_classes, last_batch,
-            with_params, name=self.rec_path)
+            with_params, name=self.rec_path, uint8=uint8)
 
     def check_batch(self, label, epoch, batch):
         if self.check_label_range:

@@ -240,10 +240,10 @@ class TrainTransform(object):
                 return factor
         return 1
 
-    def from_bytes(self, buf, rng, out=None):
+    def from_bytes(self, buf, rng, out=None, raw=False):
         """``(float32 (3, S, S), AugParams, (height, width))`` of encoded image bytes, or None
         when they do not decode (:func:`decode_image`); the image is written into ``out``
-        when given (a batch's slot).
+        when given (a batch's slot). ``raw``: the image is :meth:`apply`'s ``(uint8, offset)``.
 
         For a JPEG whose frame header gives its size (:func:`jpeg_shape`), the draws are made
         from that size first, so they are those of :meth:`__call__`; when the crop is at least
@@ -258,7 +258,7 @@ class TrainTransform(object):
             if img is None:
                 return None
             p = self.sample(img.shape[0], img.shape[1], rng)
-            return self.apply(img, p, out=out), p, img.shape[:2]
+            return self.apply(img, p, out=out, raw=raw), p, img.shape[:2]
         p = self.sample(shape[0], shape[1], rng)
         factor = self.reduction(p)
         img = decode_reduced(buf, factor)
@@ -270,12 +270,17 @@ class TrainTransform(object):
             if img is None:
                 return None
             p = self.sample(img.shape[0], img.shape[1], rng)
-            return self.apply(img, p, out=out), p, img.shape[:2]
-        return self.apply(img, p, factor, out), p, shape
+            return self.apply(img, p, out=out, raw=raw), p, img.shape[:2]
+        return self.apply(img, p, factor, out, raw), p, shape
 
-    def apply(self, img, p, factor=1, out=None):
+    def apply(self, img, p, factor=1, out=None, raw=False):
         """Apply drawn parameters to an RGB uint8 (H, W, 3) image (decoded at ``1 / factor``
-        of the size the draws were made for); the result goes into ``out`` when given."""
+        of the size the draws were made for); the result goes into ``out`` when given.
+
+        ``raw`` stops after step 4 for batches normalized on the device: returns the jittered
+        image rounded to uint8 (3, S, S) (into ``out``, a uint8 slot) and the float32 (3,)
+        offset of step 5, the PCA lighting, which the training step adds on the device before
+        step 6 (``(x + offset - mean) / std``)."""
         import cv2
         import numpy as np
         x0, y0, w, h = p.box
@@ -313,7 +318,14 @@ class TrainTransform(object):
             if name == 'hue' or (a > 1 and name != 'brightness'):
                 np.maximum(x, 0, out=x)
         vec, val = self._eig
-        return normalize_chw(x, self.cfg, vec.dot(np.asarray(p.alpha) * val), out)  # 5, 6
+        offset = vec.dot(np.asarray(p.alpha) * val)
+        if raw:     # x is within [0, 255]: rounding is the only change (at most 0.5)
+            np.rint(x, out=x)
+            if out is None:
+                out = np.empty(x.shape, np.uint8)
+            np.copyto(out, x, casting='unsafe')
+            return out, offset.astype(np.float32)
+        return normalize_chw(x, self.cfg, offset, out)  # steps 5, 6
 
     def __call__(self, img, rng):
         p = self.sample(img.shape[0], img.shape[1], rng)

@@ -14,7 +14,9 @@ __all__ = ['ClassificationTask']
 
 
 def gpu_devices(devices):
-    """Whether any of ``devices`` is a GPU: batches then come in page-locked memory."""
+    """Whether any of ``devices`` is a GPU: training batches then come as uint8 images in
+    page-locked memory and are normalized on the device (on CPU devices MXNet's broadcast
+    operators are slower than the workers' numpy: docs/performance.md)."""
     return any(d.device_type == 'gpu' for d in devices)
 
 
@@ -26,6 +28,7 @@ class ClassificationTask(Task):
     name = 'classification'
     best_key = 'top1'
     meters = ('loss', 'correct')
+    uint8 = False   # training batches normalized on the device (GPU devices; build_data)
 
     def build_data(self, run):
         from ..data import build_loaders
@@ -37,7 +40,9 @@ class ClassificationTask(Task):
         self.train_loader, self.val_loader = build_loaders(
             dataclasses.replace(run.cfg.data, num_workers=workers),
             batch_size=run.local_batch, num_parts=num_parts,
-            part_index=part_index, seed=run.cfg.run.seed, pin_memory=gpu_devices(run.devices))
+            part_index=part_index, seed=run.cfg.run.seed, pin_memory=gpu_devices(run.devices),
+            uint8=gpu_devices(run.devices))
+        self.uint8 = getattr(self.train_loader, 'uint8', False)
         self.classes = self.train_loader.num_classes
         run.derived['classes'] = self.classes
         run.log('data: %d classes; this rank (%d of %d) trains on %d samples (%d batches of %d '
@@ -94,9 +99,11 @@ class ClassificationTask(Task):
             if m.mode == 'hybrid':
                 teacher.hybridize(static_alloc=True, static_shape=True)
             run.dist.broadcast_parameters(teacher.collect_params())  # one teacher for all ranks
+        aug = run.cfg.data
         self.step = TrainStep(run.net, run.trainer, run.devices, t, self.classes,
                               run.cfg.optim.num_epochs, self.scaler, m.dtype, teacher,
-                              teacher_size=t.teacher_input_size)
+                              teacher_size=t.teacher_input_size,
+                              normalize=(aug.mean, aug.std) if self.uint8 else None)
         self.ema = None
         if t.model_ema:
             from ..ema import ModelEMA
@@ -109,7 +116,7 @@ class ClassificationTask(Task):
         return out
 
     def train_step(self, run, batch, epoch, i, rng):
-        sums = self.step(batch[0], batch[1], epoch, i, rng)
+        sums = self.step(batch[0], batch[1], epoch, i, rng, batch[-1] if self.uint8 else None)
         if self.ema is not None:
             self.ema.update()
         return sums, batch[0].shape[0]
