@@ -73,24 +73,35 @@ def gray_data(tmp_path_factory):
 
 
 def _loader(kind, data, cfg, num_parts=1, part_index=0, num_workers=2):
+    """``kind``: 'rec' or 'folder'; '-uint8' appended: uint8 batches, as for GPU training."""
     tree, rec = data
-    if kind == 'rec':
+    uint8 = kind.endswith('-uint8')
+    if kind.startswith('rec'):
         return gd.RecordLoader(rec, batch_size=BATCH, aug=cfg, num_parts=num_parts,
                                part_index=part_index, seed=11, num_workers=num_workers,
-                               progress=False, with_params=True)
+                               progress=False, with_params=True, uint8=uint8)
     return gd.FolderLoader(tree, batch_size=BATCH, aug=cfg, num_parts=num_parts,
                            part_index=part_index, seed=11, num_workers=num_workers,
-                           with_params=True)
+                           with_params=True, uint8=uint8)
 
 
 def _epochs(loader, epochs=EPOCHS):
-    """Per epoch: (images in 0-255 RGB, (N, 3, S, S); recorded draws (N, F)), batch order kept."""
+    """Per epoch: (images in 0-255 RGB, (N, 3, S, S); recorded draws (N, F)), batch order kept.
+    uint8 batches are read through the training step's normalisation on the device."""
     mean = np.array(gd.IMAGENET_MEAN, np.float32)[None, :, None, None]
     std = np.array(gd.IMAGENET_STD, np.float32)[None, :, None, None]
+    normalize = None
+    if loader.uint8:
+        from gluon_tricks.engine import DeviceNormalize
+        normalize = DeviceNormalize(gd.IMAGENET_MEAN, gd.IMAGENET_STD)
+        normalize.initialize()
     out = []
     for e in range(epochs):
         imgs, params = [], []
-        for data, _, p in loader.iter_epoch(e):
+        for batch in loader.iter_epoch(e):
+            data, p = batch[0], batch[2]
+            if normalize is not None:
+                data = normalize(data, batch[3])
             imgs.append(data.asnumpy() * std + mean)
             params.append(p.asnumpy())
         out.append((np.concatenate(imgs), np.concatenate(params)))
@@ -133,7 +144,7 @@ def assert_no_positional_repeat(draw, what, decimals=5):
     assert same < 0.02, '%s: %.0f%% of positions repeat the previous batch' % (what, 100 * same)
 
 
-@pytest.mark.parametrize('kind', ['rec', 'folder'])
+@pytest.mark.parametrize('kind', ['rec', 'folder', 'rec-uint8'])
 def test_crop_and_flip_are_independent_and_follow_the_paper(kind, coord_data):
     epochs = _epochs(_loader(kind, coord_data, GEOMETRY))
     imgs = np.concatenate([e[0] for e in epochs])
@@ -184,14 +195,17 @@ def test_ranks_draw_independently(kind, coord_data):
     assert stats.kstest(both, stats.uniform(0.08, 0.42).cdf).pvalue > ALPHA
 
 
-@pytest.mark.parametrize('kind', ['rec', 'folder'])
+@pytest.mark.parametrize('kind', ['rec', 'folder', 'folder-uint8'])
 def test_brightness_factor_is_uniform_and_independent(kind, gray_data):
     epochs = _epochs(_loader(kind, gray_data, BRIGHTNESS))
     imgs = np.concatenate([e[0] for e in epochs])
     params = np.concatenate([e[1] for e in epochs])
     factor = imgs.reshape(len(imgs), -1).mean(axis=1) / GRAY       # gray 100 -> 100 * b
-    assert np.abs(factor - params[:, FIELD['brightness']]).max() < 1e-3
-    assert_no_positional_repeat(factor, 'brightness')
+    rounding = 0.5 / GRAY if kind.endswith('uint8') else 0.0        # uint8: 100 * b rounded
+    assert np.abs(factor - params[:, FIELD['brightness']]).max() < 1e-3 + rounding
+    # (read back from uint8, 100 * b takes 80 values: the draws themselves are checked)
+    assert_no_positional_repeat(params[:, FIELD['brightness']] if rounding else factor,
+                                'brightness')
     assert 0.6 <= factor.min() and factor.max() <= 1.4
     assert stats.kstest(factor, stats.uniform(0.6, 0.8).cdf).pvalue > ALPHA
 
