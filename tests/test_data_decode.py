@@ -245,10 +245,10 @@ def test_pinned_batches_hold_the_same_values(tmp_path):
 
 def test_gpu_training_asks_for_pinned_uint8_batches(monkeypatch):
     """The classification task asks build_loaders for page-locked uint8 batches exactly when
-    one of its devices is a GPU (mx.gpu contexts are only named here, no GPU is used)."""
+    the run trains on GPUs (--num-gpus > 0)."""
     import types
-    import mxnet as mx
     from gluon_tricks import data as gdata
+    from gluon_tricks.config import OptimConfig
     from gluon_tricks.training import classification
     asked = []
 
@@ -257,11 +257,11 @@ def test_gpu_training_asks_for_pinned_uint8_batches(monkeypatch):
         asked.append(kwargs['pin_memory'])
         raise StopIteration     # enough: the task's choice is made
     monkeypatch.setattr(gdata, 'build_loaders', fake_build_loaders)
-    for devices, want in (([mx.cpu(0)], False), ([mx.cpu(0), mx.cpu(1)], False),
-                          ([mx.gpu(0)], True), ([mx.gpu(i) for i in range(8)], True)):
+    for num_gpus, want in ((0, False), (1, True), (8, True)):
         run = types.SimpleNamespace(
-            dist=types.SimpleNamespace(shard=lambda: (1, 0)), devices=devices, local_batch=4,
+            dist=types.SimpleNamespace(shard=lambda: (1, 0)), local_batch=4,
             cfg=types.SimpleNamespace(data=gd.DataConfig(num_workers=0, synthetic_data=True),
+                                      optim=OptimConfig(num_gpus=num_gpus),
                                       run=types.SimpleNamespace(seed=0)),
             log=lambda msg: None)
         with pytest.raises(StopIteration):
@@ -345,13 +345,12 @@ def test_a_training_step_on_uint8_batches_matches_the_float_step(tmp_path):
 
 
 def test_training_as_on_gpus_runs_on_uint8_batches(rec_dir, tmp_path, monkeypatch):
-    """train_imagenet.py with two GPUs emulated by cpu(0), cpu(1) and the task's GPU choice
-    forced: the training loader gives uint8 batches in page-locked memory, the step
-    normalizes them on the devices, and the run follows the float32 run of the same flags
-    (the same draws; only the rounding differs)."""
+    """train_imagenet.py --num-gpus 2 with GLUON_TRICKS_EMULATE_GPUS=2 (cpu(0), cpu(1)): the
+    training loader gives uint8 batches in page-locked memory, the step normalizes them on the
+    devices, and the run follows the float32 run of the same flags on the same devices (the
+    task's choice switched off), with the same draws; only the rounding differs."""
     import json
-    import mxnet as mx
-    from gluon_tricks import data as gdata, distributed
+    from gluon_tricks import data as gdata
     from gluon_tricks.training import classification
     from helpers.scripts_runner import load_script
     made = []
@@ -362,11 +361,11 @@ def test_training_as_on_gpus_runs_on_uint8_batches(rec_dir, tmp_path, monkeypatc
         made.append((kwargs['uint8'], kwargs['pin_memory'], loaders[0].uint8))
         return loaders
     monkeypatch.setattr(gdata, 'build_loaders', recording_build_loaders)
-    monkeypatch.setattr(distributed, 'visible_gpus', lambda: 2)
-    monkeypatch.setattr(distributed, '_gpu', mx.cpu)       # --num-gpus 2: cpu(0), cpu(1)
-    losses = {}
+    monkeypatch.setenv('GLUON_TRICKS_EMULATE_GPUS', '2')
+    real, losses = classification.gpu_training, {}
     for gpu in (False, True):
-        monkeypatch.setattr(classification, 'gpu_devices', lambda devices, gpu=gpu: gpu)
+        monkeypatch.setattr(classification, 'gpu_training',
+                            real if gpu else (lambda cfg: False))
         save = tmp_path / ('run-%s' % gpu)
         load_script('classification', 'train_imagenet').main([
             '--model', 'resnet18_v1b', '--data-dir', rec_dir, '--use-rec', '--input-size',

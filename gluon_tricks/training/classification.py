@@ -13,11 +13,12 @@ from .task import Task
 __all__ = ['ClassificationTask']
 
 
-def gpu_devices(devices):
-    """Whether any of ``devices`` is a GPU: training batches then come as uint8 images in
-    page-locked memory and are normalized on the device (on CPU devices MXNet's broadcast
-    operators are slower than the workers' numpy: docs/performance.md)."""
-    return any(d.device_type == 'gpu' for d in devices)
+def gpu_training(cfg):
+    """Whether the run trains on GPUs (``--num-gpus`` > 0; emulated GPUs included): its
+    training batches then come as uint8 images in page-locked memory and are normalized on
+    the device (on CPU devices MXNet's broadcast operators are slower than the workers'
+    numpy: docs/performance.md)."""
+    return cfg.optim.num_gpus > 0
 
 
 class ClassificationTask(Task):
@@ -40,8 +41,8 @@ class ClassificationTask(Task):
         self.train_loader, self.val_loader = build_loaders(
             dataclasses.replace(run.cfg.data, num_workers=workers),
             batch_size=run.local_batch, num_parts=num_parts,
-            part_index=part_index, seed=run.cfg.run.seed, pin_memory=gpu_devices(run.devices),
-            uint8=gpu_devices(run.devices))
+            part_index=part_index, seed=run.cfg.run.seed, pin_memory=gpu_training(run.cfg),
+            uint8=gpu_training(run.cfg))
         self.uint8 = getattr(self.train_loader, 'uint8', False)
         self.classes = self.train_loader.num_classes
         run.derived['classes'] = self.classes
