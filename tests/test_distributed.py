@@ -303,7 +303,8 @@ def test_missing_horovod_says_how_to_build_it(monkeypatch):
 
 _RUN_MAIN_SNIPPET = r'''
 import logging, sys, threading, time
-from gluon_tricks.errors import run_main, DistContext
+from gluon_tricks.distributed import DistContext
+from gluon_tricks.errors import run_main
 mode = sys.argv[1]
 logging.basicConfig(filename=sys.argv[2], level=logging.INFO)   # like --logging-file
 def main():

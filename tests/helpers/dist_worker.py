@@ -23,7 +23,8 @@ import numpy as np
 import mxnet as mx
 from mxnet import autograd, gluon
 
-from gluon_tricks.distributed import DistContext, run_main
+from gluon_tricks.distributed import DistContext
+from gluon_tricks.errors import run_main
 
 # The equivalence problem: N_TRAIN samples, global batch 2 * B, STEPS steps (one epoch).
 B, STEPS, N_TRAIN, N_VAL, CLASSES = 8, 6, 96, 50, 10
