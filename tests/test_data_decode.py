@@ -21,6 +21,17 @@ def _natural(rng, width, height):
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def _class_tree(root, rng, per_class, width, height, ext):
+    """Class folders ``root/a``, ``root/b`` of ``per_class`` natural images each (drawn from
+    ``rng`` in that order); returns ``str(root)``."""
+    for c in ('a', 'b'):
+        (root / c).mkdir(parents=True)
+        for j in range(per_class):
+            cv2.imwrite(str(root / c / ('%d%s' % (j, ext))),
+                        _natural(rng, width, height)[:, :, ::-1])
+    return str(root)
+
+
 def _jpeg(img, quality=90, progressive=False):
     flags = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)]
     ok, buf = cv2.imencode('.jpg', np.ascontiguousarray(img[:, :, ::-1]), flags)
@@ -122,12 +133,7 @@ def test_reduced_crop_covers_the_drawn_box():
 
 def test_loader_on_large_jpegs_reads_back_the_header_draws(tmp_path):
     """Through the RecordIO loader, the recorded draws are in the header's pixel units."""
-    root = tmp_path / 'tree'
-    rng = np.random.RandomState(3)
-    for c in ('a', 'b'):
-        (root / c).mkdir(parents=True)
-        for j in range(8):
-            cv2.imwrite(str(root / c / ('%d.png' % j)), _natural(rng, 900, 700)[:, :, ::-1])
+    root = _class_tree(tmp_path / 'tree', np.random.RandomState(3), 8, 900, 700, '.png')
     res, _ = gd.pack_class_folder(str(root), str(tmp_path / 'rec'), shuffle=True, seed=1,
                                   encoding='.jpg', quality=90, progress=False)
     cfg = gd.AugmentConfig(input_size=96)
@@ -199,12 +205,7 @@ def test_plain_jpegs_do_not_need_opencv_to_decode(monkeypatch):
 def test_batches_are_built_in_place_as_the_samples_stacked(tmp_path, train):
     """A worker's batch is written sample by sample into one (shared-memory) NDArray: the
     same values as stacking the samples one by one."""
-    root = tmp_path / 'tree'
-    rng = np.random.RandomState(7)
-    for c in ('a', 'b'):
-        (root / c).mkdir(parents=True)
-        for j in range(5):
-            cv2.imwrite(str(root / c / ('%d.png' % j)), _natural(rng, 150, 120)[:, :, ::-1])
+    root = _class_tree(tmp_path / 'tree', np.random.RandomState(7), 5, 150, 120, '.png')
     res, _ = gd.pack_class_folder(str(root), str(tmp_path / 'rec'), shuffle=True, seed=1,
                                   encoding='.jpg', quality=90, progress=False)
     loader = gd.RecordLoader(res.rec_path, batch_size=4, train=train,
@@ -224,14 +225,9 @@ def test_pinned_batches_hold_the_same_values(tmp_path):
     """build_loaders(pin_memory=True), as for GPU training: every batch arrives in
     page-locked memory (cpu_pinned), with the values of the unpinned loader."""
     import mxnet as mx
-    root = tmp_path / 'data'
-    rng = np.random.RandomState(8)
+    root, rng = tmp_path / 'data', np.random.RandomState(8)
     for split in ('train', 'val'):
-        for c in ('a', 'b'):
-            (root / split / c).mkdir(parents=True)
-            for j in range(4):
-                cv2.imwrite(str(root / split / c / ('%d.jpg' % j)),
-                            _natural(rng, 60, 50)[:, :, ::-1])
+        _class_tree(root / split, rng, 4, 60, 50, '.jpg')
     cfg = gd.DataConfig(data_dir=str(root), input_size=32, num_workers=0)
     batches = {}
     for pin in (False, True):
@@ -270,14 +266,7 @@ def test_gpu_training_asks_for_pinned_uint8_batches(monkeypatch):
 
 
 def _uint8_tree(tmp_path):
-    root = tmp_path / 'data'
-    rng = np.random.RandomState(9)
-    for c in ('a', 'b'):
-        (root / 'train' / c).mkdir(parents=True)
-        for j in range(6):
-            cv2.imwrite(str(root / 'train' / c / ('%d.jpg' % j)),
-                        _natural(rng, 90, 70)[:, :, ::-1])
-    return str(root / 'train')
+    return _class_tree(tmp_path / 'data' / 'train', np.random.RandomState(9), 6, 90, 70, '.jpg')
 
 
 @pytest.mark.parametrize('workers', [0, 2])
