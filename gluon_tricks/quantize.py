@@ -166,19 +166,6 @@ def save_checkpoint_files(prefix, sym, args, auxs, meta):
 
 
 # --------------------------------------------------------------------------- calibration
-class _Subset(object):
-    """Samples ``indices`` of a dataset (picklable, for DataLoader workers)."""
-
-    def __init__(self, dataset, indices):
-        self.dataset, self.indices = dataset, list(indices)
-
-    def __len__(self):
-        return len(self.indices)
-
-    def __getitem__(self, i):
-        return self.dataset[self.indices[i]]
-
-
 def calibration_batches(loader, num_images, seed=0):
     """What calibration reads: ``num_images`` images of ``loader``.
 
@@ -202,9 +189,11 @@ def calibration_batches(loader, num_images, seed=0):
         batch = min(int(getattr(loader, 'batch_size', 32)), max(1, int(num_images)))
         take = min(n, max(batch, int(num_images)))
         idx = np.sort(np.random.RandomState(seed).choice(n, take, replace=False))
-        return mx.gluon.data.DataLoader(_Subset(dataset, idx), batch_size=batch,
-                                        last_batch='discard',
-                                        num_workers=int(getattr(loader, 'num_workers', 0)))
+        # our worker processes (forked safely, bounded on failure), whole batches only
+        from .data.workers import WorkerLoader
+        keys = [[int(i) for i in idx[k:k + batch]] for k in range(0, len(idx) - batch + 1, batch)]
+        return WorkerLoader(dataset, keys, num_workers=int(getattr(loader, 'num_workers', 0)),
+                            name='calibration images')
     return loader
 
 
